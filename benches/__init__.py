@@ -1,0 +1,1 @@
+"""Benchmarks: epoch time against torchvision (and FFCV) on the SSL augmentation ladder."""

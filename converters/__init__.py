@@ -1,0 +1,1 @@
+"""Command-line converters that turn common dataset layouts into one fastssl_loader file."""
