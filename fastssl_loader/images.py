@@ -1,0 +1,154 @@
+"""Turn any source image into RGB uint8 H x W x 3 (C-order): PIL image, ndarray, file path or encoded bytes.
+
+Conversions (each chosen to match what torchvision's ``ImageFolder`` default loader, ``PIL.convert("RGB")``,
+trains on, except where that loader is wrong):
+
+* grayscale (``L``, ``1``, H x W or H x W x 1 arrays) -> the gray value replicated to R, G, B;
+* palette (``P``) -> its RGB colours;
+* alpha (``RGBA``, ``LA``, ``PA``, H x W x 4 arrays) -> alpha is DROPPED (colour kept as is, no compositing),
+  exactly as ``convert("RGB")`` does;
+* CMYK -> Pillow's CMYK to RGB conversion (Adobe inverted CMYK JPEGs are handled by Pillow's decoder);
+* 16-bit (``I;16*``/``I`` images, uint16 arrays) -> scaled to 8 bit with rounding, ``round(v * 255 / 65535)``
+  (Pillow's own conversion clips instead, which turns most 16-bit images white);
+* EXIF orientation -> applied, so the pixels are upright (torchvision's loader ignores it; we do not).
+
+Encoded JPEGs that libjpeg-turbo decodes to exactly these pixels (3-component YCbCr/RGB or grayscale, EXIF
+orientation absent or 1) are "plain": the writer may store their bytes untouched (``passthrough``).
+"""
+from __future__ import annotations
+
+import io
+import math
+import os
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+from PIL import Image, ImageOps
+
+from . import jpeg
+
+_EXIF_ORIENTATION = 0x0112
+_SIXTEEN_BIT_MODES = {"I;16", "I;16L", "I;16B", "I;16N", "I"}
+_JPEG_SOI = b"\xff\xd8\xff"
+
+
+class SourceImageError(ValueError):
+    """A source image cannot be read or converted; the message names it (file path or sample)."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"{name}: {reason}")
+        self.name = name
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class LoadedImage:
+    """A source image as RGB pixels, plus its JPEG bytes when they can be stored untouched."""
+
+    rgb: np.ndarray
+    plain_jpeg: bytes | None = None
+
+
+def load_image(image: Any, *, name: str = "image") -> LoadedImage:
+    """Read and normalise any supported source image; ``name`` is used in error messages."""
+    if isinstance(image, (str, os.PathLike)):
+        name = os.fspath(image)
+        try:
+            with open(image, "rb") as f:
+                data = f.read()
+        except OSError as exc:
+            raise SourceImageError(name, f"cannot read file: {exc.strerror or exc}") from None
+        return _from_encoded(data, name)
+    if isinstance(image, (bytes, bytearray, memoryview)):
+        return _from_encoded(bytes(image), name)
+    if isinstance(image, Image.Image):
+        return LoadedImage(_from_pil(image, name))
+    if isinstance(image, np.ndarray):
+        return LoadedImage(_from_array(image, name))
+    raise SourceImageError(name, f"unsupported image type {type(image).__name__} "
+                                 "(expected PIL image, ndarray, path or encoded bytes)")
+
+
+def to_rgb(image: Any, *, name: str = "image") -> np.ndarray:
+    """Any supported source image as C-contiguous RGB uint8 H x W x 3 (see module docstring)."""
+    return load_image(image, name=name).rgb
+
+
+def capped_shape(height: int, width: int, max_resolution: int | None) -> tuple[int, int]:
+    """(h, w) with the longer side capped at ``max_resolution`` (never upscaled, aspect kept, >= 1 px)."""
+    longest = max(height, width)
+    if max_resolution is None or longest <= max_resolution:
+        return height, width
+    ratio = max_resolution / longest
+    return (max(1, math.floor(height * ratio + 0.5)), max(1, math.floor(width * ratio + 0.5)))
+
+
+def cap_resolution(rgb: np.ndarray, max_resolution: int | None) -> np.ndarray:
+    """Downscale so the longer side is at most ``max_resolution`` with area averaging (cv2.INTER_AREA)."""
+    height, width = capped_shape(rgb.shape[0], rgb.shape[1], max_resolution)
+    if (height, width) == rgb.shape[:2]:
+        return rgb
+    return cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
+
+
+def _from_encoded(data: bytes, name: str) -> LoadedImage:
+    if data.startswith(_JPEG_SOI) and _is_plain_jpeg(data):
+        try:
+            return LoadedImage(jpeg.decode_jpeg(data), data)
+        except ValueError as exc:
+            raise SourceImageError(name, f"corrupt or truncated JPEG: {exc}") from None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # palette-transparency and EXIF warnings: we handle both
+            with Image.open(io.BytesIO(data)) as pil:
+                pil.load()
+                return LoadedImage(_from_pil(pil, name))
+    except SourceImageError:
+        raise
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, EOFError) as exc:
+        raise SourceImageError(name, f"cannot decode image: {exc}") from None
+
+
+def _is_plain_jpeg(data: bytes) -> bool:
+    """True if libjpeg-turbo's RGB output of these bytes is the normalised image (no EXIF turn, no CMYK)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(data)) as pil:
+                return (pil.format == "JPEG" and pil.mode in ("RGB", "L")
+                        and pil.getexif().get(_EXIF_ORIENTATION, 1) == 1)
+    except Exception:  # noqa: BLE001 - any header problem: not plain, the full decode path reports it
+        return False
+
+
+def _from_pil(pil: Image.Image, name: str) -> np.ndarray:
+    try:
+        pil = ImageOps.exif_transpose(pil) or pil
+        if pil.mode in _SIXTEEN_BIT_MODES:
+            return _from_array(np.clip(np.asarray(pil), 0, 65535).astype(np.uint16), name)
+        if pil.mode == "F":
+            raise SourceImageError(name, "floating-point images are not supported (convert to uint8 first)")
+        return _from_array(np.asarray(pil.convert("RGB")), name)
+    except SourceImageError:
+        raise
+    except (OSError, ValueError) as exc:
+        raise SourceImageError(name, f"cannot convert {pil.mode} image to RGB: {exc}") from None
+
+
+def _from_array(array: np.ndarray, name: str) -> np.ndarray:
+    if array.dtype == np.uint16:
+        array = ((array.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+    elif array.dtype != np.uint8:
+        raise SourceImageError(name, f"array dtype {array.dtype} not supported (need uint8 or uint16)")
+    if array.ndim == 3 and array.shape[2] in (3, 4):
+        rgb = array[:, :, :3]
+    elif array.ndim == 2 or (array.ndim == 3 and array.shape[2] == 1):
+        rgb = np.repeat(array.reshape(array.shape[0], array.shape[1], 1), 3, axis=2)
+    else:
+        raise SourceImageError(name, f"array shape {array.shape} not supported (need HxW or HxWxC, C in 1,3,4)")
+    if rgb.shape[0] == 0 or rgb.shape[1] == 0:
+        raise SourceImageError(name, f"empty image of shape {array.shape}")
+    return np.ascontiguousarray(rgb)
