@@ -1,0 +1,1107 @@
+"""train_ref.py: one-file SimCLR / VICReg / Barlow Twins / BYOL trainer on fastssl_loader (or torchvision).
+
+It is the reference for users (how to train SSL with this loader) and our proof that the loader trains
+models as well as torchvision's DataLoader with the same augmentations, faster. Every epoch it reports
+training images/s, the data-wait fraction (time spent waiting for the next batch / step time), the epoch
+time, the losses, the learning rate, an online linear probe and a weighted kNN classifier (top-1/top-5) on
+every evaluation set, to a JSON-lines log (``<out>/log.jsonl``), a tqdm bar, optional TensorBoard scalars and a
+final summary table.
+
+Sections, in reading order: configuration -> distributed helpers -> models -> losses -> optimisers and
+schedules -> data (fastssl / torchvision, same augmentations) -> evaluation -> checkpoints -> training loop.
+
+Quick start (CPU, CIFAR-10 subset, a few minutes)::
+
+    python train_ref.py --data ../shared/data/cifar10 --method simclr --arch small --width 32 \\
+        --size 32 --epochs 2 --batch-size 256 --limit-train 5000 --limit-eval 1000
+
+Measurement commands (issue 4; 2 CPU cores, ~15-20 min each; CIFAR-10, small convnet width 32,
+20000 training images, 10 epochs; evaluation on the test split plus grayscale/blur/JPEG shifted copies)::
+
+    # (a) one run per method, our loader
+    for m in simclr byol vicreg barlow; do
+      python train_ref.py --data ../shared/data/cifar10 --method $m --arch small --width 32 --size 32 \\
+          --epochs 10 --batch-size 256 --limit-train 20000 --limit-eval 2000 --make-shifted-evals \\
+          --optimizer sgd --lr 0.06 --lr-ref-batch 128 --weight-decay 5e-4 --warmup-epochs 1 \\
+          --out runs/cpu-$m
+    done
+    # (b) the same SimCLR run through torchvision's DataLoader and the same augmentations
+    python train_ref.py ... same flags as (a) with --method simclr ... --loader torchvision --out runs/cpu-simclr-tv
+    # (c) the same backbone at random initialisation: --epochs 0 only evaluates
+    python train_ref.py --data ../shared/data/cifar10 --method simclr --arch small --width 32 --size 32 \\
+        --epochs 0 --limit-train 20000 --limit-eval 2000 --make-shifted-evals --out runs/cpu-random
+
+    # (d) GPU, lightly's CIFAR-10 setting (ResNet-18 CIFAR stem, batch 128, 200 epochs, kNN k=200 T=0.1,
+    #     SGD lr 0.06 per 128 images, momentum 0.9, wd 5e-4, cosine; colour-jitter strength 0.5, no blur)
+    python train_ref.py --data ../shared/data/cifar10 --method simclr --arch cifar_resnet18 --size 32 \\
+        --epochs 200 --batch-size 128 --optimizer sgd --lr 0.06 --lr-ref-batch 128 --weight-decay 5e-4 \\
+        --warmup-epochs 0 --projector 512-128 --temperature 0.5 --device cuda --amp bf16 --out runs/gpu-simclr
+    #   BYOL: --method byol --projector 1024-256 --predictor 1024-256 --ema-momentum 0.99
+    #   Barlow Twins: --method barlow --projector 2048-2048-2048
+    #   Several GPUs: torchrun --nproc_per_node=N train_ref.py ... (--sync-bn recommended)
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import hashlib
+import json
+import math
+import os
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+import torch.nn.functional as F
+
+from fastssl_loader.ssl_eval import knn_predict, topk_correct
+
+METHODS = ("simclr", "vicreg", "barlow", "byol")
+ARCHS = ("small", "cifar_resnet18", "resnet18", "resnet50")
+SHIFTS = ("gray", "blur", "jpeg")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Configuration
+# ----------------------------------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    """Every option of the trainer, with its default and meaning (``--help`` prints them)."""
+    p = argparse.ArgumentParser(
+        description="Self-supervised pre-training (SimCLR, VICReg, Barlow Twins, BYOL) with fastssl_loader, "
+                    "reporting throughput, online linear probe and weighted kNN accuracy every epoch.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--config", default=None, help="YAML or JSON file of option values (keys are option names "
+                   "with - or _); options given on the command line override it")
+    g = p.add_argument_group("data")
+    g.add_argument("--data", default="../shared/data/cifar10",
+                   help="dataset root with train/ and test/ ImageFolders, or a train ImageFolder / .fssl file")
+    g.add_argument("--train", default=None, help="train split (ImageFolder or .fssl); default <data>/train")
+    g.add_argument("--eval", nargs="*", default=None,
+                   help="evaluation sets (ImageFolders or .fssl files with the train classes); default <data>/test")
+    g.add_argument("--make-shifted-evals", nargs="*", default=None, choices=SHIFTS, metavar="SHIFT",
+                   help=f"add shifted copies of the first eval set ({', '.join(SHIFTS)}; no value = all)")
+    g.add_argument("--loader", choices=("fastssl", "torchvision"), default="fastssl",
+                   help="fastssl_loader.Loader, or torchvision's DataLoader with the same augmentations")
+    g.add_argument("--cache-dir", default=None, help="where converted .fssl files and shifted eval sets are "
+                   "cached (default <out>/../.fssl_cache)")
+    g.add_argument("--max-resolution", type=int, default=None, help="longest side cap when converting")
+    g.add_argument("--limit-train", type=int, default=None, help="use a fixed random subset of N train images "
+                   "(also the kNN bank)")
+    g.add_argument("--limit-eval", type=int, default=None, help="use a fixed random subset of N images per eval set")
+    g.add_argument("--workers", type=int, default=None, help="loader workers (default: usable cores)")
+    g = p.add_argument_group("views")
+    g.add_argument("--views", default=None, choices=("simclr", "byol", "vicreg", "barlow", "dino", "sslight"),
+                   help="augmentation preset (default: the method's own)")
+    g.add_argument("--size", type=int, default=32, help="global crop size")
+    g.add_argument("--local-size", type=int, default=None, help="local crop size (dino/sslight presets)")
+    g.add_argument("--n-local", type=int, default=None, help="number of local crops (dino/sslight presets)")
+    g.add_argument("--alpha", type=float, default=0.5, help="multi-crop: weight of the global-global loss; "
+                   "global-local pairs get 1-alpha (Tan et al., SSLight); unused with 2 views")
+    g = p.add_argument_group("model")
+    g.add_argument("--method", choices=METHODS, default="simclr")
+    g.add_argument("--arch", choices=ARCHS, default="small")
+    g.add_argument("--width", type=int, default=32, help="base width of --arch small / cifar_resnet18 (64 = standard)")
+    g.add_argument("--projector", default="2048-2048-256", help="projector hidden-...-output sizes")
+    g.add_argument("--predictor", default="4096-256", help="BYOL predictor hidden-...-output sizes")
+    g.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm under DDP")
+    g = p.add_argument_group("method hyper-parameters")
+    g.add_argument("--temperature", type=float, default=0.5, help="SimCLR NT-Xent temperature")
+    g.add_argument("--vicreg-weights", type=float, nargs=3, default=(25.0, 25.0, 1.0),
+                   metavar=("INV", "VAR", "COV"), help="VICReg invariance/variance/covariance weights")
+    g.add_argument("--barlow-lambda", type=float, default=0.0051, help="Barlow Twins off-diagonal weight")
+    g.add_argument("--ema-momentum", type=float, default=0.996, help="BYOL EMA start momentum (cosine to 1)")
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--epochs", type=int, default=10, help="training epochs (0 = evaluate the initial model only)")
+    g.add_argument("--batch-size", type=int, default=256, help="per-process batch size")
+    g.add_argument("--optimizer", choices=("lars", "sgd", "adamw"), default="sgd")
+    g.add_argument("--lr", type=float, default=0.06, help="base lr for --lr-ref-batch images; scaled linearly "
+                   "with the global batch size")
+    g.add_argument("--lr-ref-batch", type=int, default=256, help="batch size at which --lr applies")
+    g.add_argument("--min-lr-ratio", type=float, default=0.0, help="final lr / peak lr of the cosine")
+    g.add_argument("--warmup-epochs", type=float, default=1.0, help="linear warm-up length")
+    g.add_argument("--weight-decay", type=float, default=5e-4, help="not applied to biases and norm parameters")
+    g.add_argument("--momentum", type=float, default=0.9, help="SGD/LARS momentum")
+    g.add_argument("--lars-eta", type=float, default=0.001, help="LARS trust coefficient")
+    g.add_argument("--amp", choices=("none", "bf16", "fp16"), default="none", help="autocast dtype (CUDA only)")
+    g.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    g.add_argument("--seed", type=int, default=0)
+    g = p.add_argument_group("evaluation")
+    g.add_argument("--probe-lr", type=float, default=1e-3, help="online linear probe AdamW lr")
+    g.add_argument("--knn-k", type=int, default=200)
+    g.add_argument("--knn-t", type=float, default=0.1)
+    g.add_argument("--eval-every", type=int, default=1, help="evaluate every N epochs (and after the last)")
+    g.add_argument("--eval-batch-size", type=int, default=512)
+    g = p.add_argument_group("logging and checkpoints")
+    g.add_argument("--out", default="runs/train_ref", help="output folder (log.jsonl, config.json, checkpoints)")
+    g.add_argument("--log-every", type=int, default=0, help="also log every N-th step as a JSON line (0 = off)")
+    g.add_argument("--ckpt-every", type=int, default=1, help="checkpoint every N epochs (0 = only at the end)")
+    g.add_argument("--resume", default=None, help="checkpoint to resume from ('auto' = <out>/checkpoint.pt if any)")
+    g.add_argument("--tensorboard", action="store_true", help="write TensorBoard scalars (needs tensorboard)")
+    g.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
+    return p
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse flags; a ``--config`` file provides defaults that explicit flags override."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.config:
+        path = Path(args.config)
+        if not path.is_file():
+            parser.error(f"--config {path}: no such file")
+        text = path.read_text()
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+            cfg = yaml.safe_load(text) or {}
+        else:
+            cfg = json.loads(text)
+        known = {a.dest for a in parser._actions}
+        cfg = {k.replace("-", "_"): v for k, v in cfg.items()}
+        unknown = sorted(set(cfg) - known)
+        if unknown:
+            parser.error(f"--config {path}: unknown option(s) {unknown}")
+        parser.set_defaults(**cfg)
+        args = parser.parse_args(argv)
+    for name in ("epochs", "batch_size", "eval_every", "eval_batch_size", "knn_k", "lr_ref_batch"):
+        value = getattr(args, name)
+        if value < (0 if name == "epochs" else 1):
+            parser.error(f"--{name.replace('_', '-')} must be positive (got {value})")
+    if not 0.0 <= args.alpha <= 1.0:
+        parser.error(f"--alpha must be in [0, 1] (got {args.alpha})")
+    if args.make_shifted_evals is not None and not args.make_shifted_evals:
+        args.make_shifted_evals = list(SHIFTS)
+    return args
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Distributed helpers (torchrun sets RANK / WORLD_SIZE / LOCAL_RANK)
+# ----------------------------------------------------------------------------------------------------------
+
+def init_distributed(device: torch.device) -> tuple[int, int]:
+    """Join the torchrun process group when launched by torchrun (NCCL on CUDA, gloo on CPU); returns (rank, world)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return 0, 1
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+
+def world_size() -> int:
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+class _GatherWithGrad(torch.autograd.Function):
+    """all_gather whose backward sums the gradients of every rank and returns this rank's slice."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        out = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+        dist.all_gather(out, x.contiguous())
+        return tuple(out)
+
+    @staticmethod
+    def backward(ctx: Any, *grads: torch.Tensor) -> torch.Tensor:
+        g = torch.stack(grads)
+        dist.all_reduce(g)
+        return g[dist.get_rank()]
+
+
+def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
+    """Concatenate ``x`` from every rank along dim 0, keeping gradients (identity on one process).
+
+    Every rank then computes the same loss over the global batch; the summed backward times DDP's gradient
+    averaging gives exactly the single-process gradient of that global loss.
+    """
+    if world_size() == 1:
+        return x
+    return torch.cat(_GatherWithGrad.apply(x))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Models
+# ----------------------------------------------------------------------------------------------------------
+
+def conv_bn_relu(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class SmallConvNet(nn.Module):
+    """CPU-friendly backbone: 4 conv-BN-ReLU stages (width w, 2w, 4w, 8w; stride 1, 2, 2, 2) + global pool."""
+
+    def __init__(self, width: int = 32) -> None:
+        super().__init__()
+        self.features = nn.Sequential(conv_bn_relu(3, width), conv_bn_relu(width, 2 * width, 2),
+                                      conv_bn_relu(2 * width, 4 * width, 2), conv_bn_relu(4 * width, 8 * width, 2),
+                                      nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.out_dim = 8 * width
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+
+class BasicBlock(nn.Module):
+    """ResNet basic block (two 3x3 convs) with a 1x1 projection shortcut when the shape changes."""
+
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout),
+                                  nn.ReLU(inplace=True), nn.Conv2d(cout, cout, 3, 1, 1, bias=False),
+                                  nn.BatchNorm2d(cout))
+        self.shortcut = nn.Identity() if stride == 1 and cin == cout else nn.Sequential(
+            nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.body(x) + self.shortcut(x))
+
+
+class CifarResNet18(nn.Module):
+    """ResNet-18 for 32 px images: 3x3 stride-1 stem, no max-pool; ``width`` 64 is the standard network."""
+
+    def __init__(self, width: int = 64) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [conv_bn_relu(3, width)]
+        cin = width
+        for i, stride in enumerate((1, 2, 2, 2)):
+            cout = width * 2 ** i
+            layers += [BasicBlock(cin, cout, stride), BasicBlock(cout, cout, 1)]
+            cin = cout
+        self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.out_dim = cin
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x)
+
+
+def build_backbone(arch: str, width: int) -> nn.Module:
+    """Backbone returning pooled features; ``.out_dim`` is their size."""
+    if arch == "small":
+        return SmallConvNet(width)
+    if arch == "cifar_resnet18":
+        return CifarResNet18(width)
+    import torchvision
+    net = getattr(torchvision.models, arch)(weights=None)
+    net.out_dim = net.fc.in_features
+    net.fc = nn.Identity()
+    return net
+
+
+def build_mlp(in_dim: int, spec: str) -> tuple[nn.Sequential, int]:
+    """MLP from a spec such as ``"2048-2048-256"``: Linear+BN+ReLU per hidden size, then a bias-free Linear."""
+    try:
+        sizes = [int(s) for s in spec.split("-")]
+    except ValueError:
+        raise ValueError(f"MLP spec {spec!r} must be sizes joined by '-', e.g. '2048-2048-256'") from None
+    if not sizes or min(sizes) < 1:
+        raise ValueError(f"MLP spec {spec!r} must hold positive sizes")
+    layers: list[nn.Module] = []
+    for size in sizes[:-1]:
+        layers += [nn.Linear(in_dim, size, bias=False), nn.BatchNorm1d(size), nn.ReLU(inplace=True)]
+        in_dim = size
+    layers.append(nn.Linear(in_dim, sizes[-1], bias=False))
+    return nn.Sequential(*layers), sizes[-1]
+
+
+class SSLModel(nn.Module):
+    """Backbone + projector (+ BYOL predictor) + online linear probe on detached features, in one module.
+
+    One forward call (so DDP sees every parameter once) returns per view: ``feats`` (backbone), ``z``
+    (projector), ``p`` (predictor output for BYOL, else ``z``), plus ``probe_logits`` for the first
+    ``n_probe`` views stacked in view order.
+    """
+
+    def __init__(self, arch: str, width: int, projector: str, predictor: str | None, num_classes: int) -> None:
+        super().__init__()
+        self.backbone = build_backbone(arch, width)
+        self.projector, out_dim = build_mlp(self.backbone.out_dim, projector)
+        self.predictor = build_mlp(out_dim, predictor)[0] if predictor else None
+        self.probe = nn.Linear(self.backbone.out_dim, num_classes)
+
+    def forward(self, views: list[torch.Tensor], n_probe: int = 2) -> dict[str, Any]:
+        feats = encode_views(self.backbone, views)
+        z = [self.projector(f) for f in feats]
+        p = [self.predictor(x) for x in z] if self.predictor is not None else z
+        probe_logits = self.probe(torch.cat(feats[:n_probe]).detach())
+        return {"feats": feats, "z": z, "p": p, "probe_logits": probe_logits}
+
+
+def encode_views(backbone: nn.Module, views: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Run the backbone once per group of same-size views (concatenated), return features in view order."""
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, v in enumerate(views):
+        groups.setdefault(tuple(v.shape[1:]), []).append(i)
+    out: list[torch.Tensor | None] = [None] * len(views)
+    for idx in groups.values():
+        f = backbone(torch.cat([views[i] for i in idx]))
+        for j, chunk in zip(idx, f.chunk(len(idx))):
+            out[j] = chunk
+    return out  # type: ignore[return-value]
+
+
+class EMATarget(nn.Module):
+    """BYOL target network: an EMA copy of backbone + projector, momentum cosine-scheduled from m0 to 1."""
+
+    def __init__(self, online: SSLModel, base_momentum: float) -> None:
+        super().__init__()
+        self.backbone = copy.deepcopy(online.backbone)
+        self.projector = copy.deepcopy(online.projector)
+        self.base_momentum = base_momentum
+        for param in self.parameters():
+            param.requires_grad_(False)
+
+    def momentum(self, step: int, total_steps: int) -> float:
+        return 1.0 - (1.0 - self.base_momentum) * (math.cos(math.pi * step / max(total_steps, 1)) + 1) / 2
+
+    @torch.no_grad()
+    def update(self, online: SSLModel, momentum: float) -> None:
+        for name in ("backbone", "projector"):
+            for t, o in zip(getattr(self, name).state_dict().values(), getattr(online, name).state_dict().values()):
+                if t.is_floating_point():
+                    t.mul_(momentum).add_(o.detach(), alpha=1 - momentum)
+                else:
+                    t.copy_(o)
+
+    @torch.no_grad()
+    def forward(self, views: list[torch.Tensor]) -> list[torch.Tensor]:
+        return [self.projector(f) for f in encode_views(self.backbone, views)]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Losses: each takes two views' embeddings [B, D] (this rank's part) and returns (loss, parts)
+# ----------------------------------------------------------------------------------------------------------
+
+def nt_xent_loss(za: torch.Tensor, zb: torch.Tensor, temperature: float = 0.5) -> tuple[torch.Tensor, dict]:
+    """SimCLR NT-Xent: each of the 2N embeddings must pick its pair among the 2N-1 others (all ranks' negatives)."""
+    za, zb = gather_with_grad(za), gather_with_grad(zb)
+    n = za.shape[0]
+    z = F.normalize(torch.cat([za, zb]).float(), dim=1)
+    logits = (z @ z.T / temperature).masked_fill(torch.eye(2 * n, dtype=torch.bool, device=z.device), float("-inf"))
+    targets = torch.cat([torch.arange(n, 2 * n), torch.arange(n)]).to(z.device)
+    loss = F.cross_entropy(logits, targets)
+    return loss, {"nt_xent": loss.detach()}
+
+
+def _off_diagonal(m: torch.Tensor) -> torch.Tensor:
+    return m.flatten()[:-1].view(m.shape[0] - 1, m.shape[0] + 1)[:, 1:].flatten()
+
+
+def vicreg_loss(za: torch.Tensor, zb: torch.Tensor, weights: Iterable[float] = (25.0, 25.0, 1.0),
+                eps: float = 1e-4) -> tuple[torch.Tensor, dict]:
+    """VICReg: MSE invariance + hinge on per-dimension std (target 1) + squared off-diagonal covariance / D."""
+    za, zb = gather_with_grad(za).float(), gather_with_grad(zb).float()
+    w_inv, w_var, w_cov = weights
+    n, d = za.shape
+    inv = F.mse_loss(za, zb)
+    var = cov = za.new_zeros(())
+    for z in (za, zb):
+        z = z - z.mean(dim=0)
+        var = var + F.relu(1 - torch.sqrt(z.var(dim=0) + eps)).mean() / 2
+        cov = cov + _off_diagonal(z.T @ z / (n - 1)).pow(2).sum() / d
+    loss = w_inv * inv + w_var * var + w_cov * cov
+    return loss, {"invariance": inv.detach(), "variance": var.detach(), "covariance": cov.detach()}
+
+
+def barlow_loss(za: torch.Tensor, zb: torch.Tensor, lambd: float = 0.0051,
+                eps: float = 1e-5) -> tuple[torch.Tensor, dict]:
+    """Barlow Twins: cross-correlation of batch-normalised embeddings (global batch) pushed to the identity."""
+    za, zb = gather_with_grad(za).float(), gather_with_grad(zb).float()
+
+    def standardise(z: torch.Tensor) -> torch.Tensor:  # BatchNorm1d(affine=False) in training mode
+        return (z - z.mean(0)) / torch.sqrt(z.var(0, unbiased=False) + eps)
+
+    c = standardise(za).T @ standardise(zb) / za.shape[0]
+    on = (torch.diagonal(c) - 1).pow(2).sum()
+    off = _off_diagonal(c).pow(2).sum()
+    loss = on + lambd * off
+    return loss, {"on_diag": on.detach(), "off_diag": off.detach()}
+
+
+def byol_loss(p: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict]:
+    """BYOL: 2 - 2 cos(prediction, target), mean over the batch (the target carries no gradient)."""
+    loss = (2 - 2 * F.cosine_similarity(p.float(), target.detach().float(), dim=1)).mean()
+    return loss, {"byol": loss.detach()}
+
+
+def multicrop_loss(pair_loss: Callable[[int, int], tuple[torch.Tensor, dict]], n_views: int, n_global: int,
+                   alpha: float) -> tuple[torch.Tensor, dict]:
+    """Combine a pair loss over views: alpha * mean(global-global pairs) + (1 - alpha) * mean(local-global pairs).
+
+    ``pair_loss(i, j)`` scores views i and j; with no local views the loss is the global-global mean.
+    """
+    def mean_of(pairs: list[tuple[int, int]]) -> tuple[torch.Tensor, dict]:
+        results = [pair_loss(i, j) for i, j in pairs]
+        parts = {k: sum(r[1][k] for r in results) / len(results) for k in results[0][1]}
+        return sum(r[0] for r in results) / len(results), parts
+
+    gg = [(i, j) for i in range(n_global) for j in range(i + 1, n_global)]
+    gl = [(loc, g) for loc in range(n_global, n_views) for g in range(n_global)]
+    loss, parts = mean_of(gg)
+    if gl:
+        loss_gl, parts_gl = mean_of(gl)
+        parts = {**parts, "loss_gg": loss.detach(), "loss_gl": loss_gl.detach()}
+        loss = alpha * loss + (1 - alpha) * loss_gl
+    return loss, parts
+
+
+def ssl_loss(args: argparse.Namespace, out: dict, targets: list[torch.Tensor] | None,
+             n_global: int) -> tuple[torch.Tensor, dict]:
+    """The method's loss over all views of one step (multi-crop aware)."""
+    z, p = out["z"], out["p"]
+    if args.method == "simclr":
+        pair = lambda i, j: nt_xent_loss(z[i], z[j], args.temperature)  # noqa: E731
+    elif args.method == "vicreg":
+        pair = lambda i, j: vicreg_loss(z[i], z[j], args.vicreg_weights)  # noqa: E731
+    elif args.method == "barlow":
+        pair = lambda i, j: barlow_loss(z[i], z[j], args.barlow_lambda)  # noqa: E731
+    else:
+        def pair(i: int, j: int) -> tuple[torch.Tensor, dict]:
+            # targets exist for global views only: a local view is only ever a prediction
+            if i < n_global:
+                a, b = byol_loss(p[i], targets[j]), byol_loss(p[j], targets[i])
+                return (a[0] + b[0]) / 2, {"byol": (a[1]["byol"] + b[1]["byol"]) / 2}
+            return byol_loss(p[i], targets[j])
+    return multicrop_loss(pair, len(z), n_global, args.alpha)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Optimisers and schedule
+# ----------------------------------------------------------------------------------------------------------
+
+class LARS(torch.optim.Optimizer):
+    """SGD with momentum and layer-wise adaptive rate scaling (You et al.).
+
+    Per parameter the update ``g + wd * w`` is scaled by ``eta * |w| / |g + wd * w|``; groups with
+    ``lars_exclude=True`` (biases, norm parameters) get neither weight decay nor adaptation.
+    """
+
+    def __init__(self, params: Iterable, lr: float, momentum: float = 0.9, weight_decay: float = 0.0,
+                 eta: float = 0.001) -> None:
+        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay, eta=eta,
+                                      lars_exclude=False))
+
+    @torch.no_grad()
+    def step(self, closure: Callable | None = None) -> Any:
+        loss = closure() if closure is not None else None
+        for group in self.param_groups:
+            for w in group["params"]:
+                if w.grad is None:
+                    continue
+                g = w.grad
+                if not group["lars_exclude"]:
+                    g = g.add(w, alpha=group["weight_decay"])
+                    w_norm, g_norm = torch.norm(w), torch.norm(g)
+                    trust = torch.where((w_norm > 0) & (g_norm > 0), group["eta"] * w_norm / g_norm,
+                                        torch.ones_like(w_norm))
+                    g = g.mul(trust)
+                state = self.state[w]
+                if "mu" not in state:
+                    state["mu"] = torch.zeros_like(w)
+                mu = state["mu"].mul_(group["momentum"]).add_(g)
+                w.add_(mu, alpha=-group["lr"])
+        return loss
+
+
+def param_groups(params: Iterable[tuple[str, nn.Parameter]], weight_decay: float) -> list[dict]:
+    """Two groups: weights (weight decay, LARS adaptation) and biases / norm parameters (1-D: neither)."""
+    decay, no_decay = [], []
+    for _, prm in params:
+        if prm.requires_grad:
+            (no_decay if prm.ndim <= 1 else decay).append(prm)
+    return [{"params": decay, "weight_decay": weight_decay, "lars_exclude": False},
+            {"params": no_decay, "weight_decay": 0.0, "lars_exclude": True}]
+
+
+def build_optimizer(args: argparse.Namespace, model: SSLModel) -> torch.optim.Optimizer:
+    """The SSL optimiser over backbone, projector and predictor (the probe has its own)."""
+    named = [(n, p) for n, p in model.named_parameters() if not n.startswith("probe.")]
+    groups = param_groups(named, args.weight_decay)
+    if args.optimizer == "lars":
+        return LARS(groups, lr=args.lr, momentum=args.momentum, eta=args.lars_eta)
+    if args.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=args.lr, momentum=args.momentum)
+    return torch.optim.AdamW(groups, lr=args.lr)
+
+
+def lr_at(step: int, total_steps: int, warmup_steps: int, peak: float, min_ratio: float) -> float:
+    """Linear warm-up from 0 to ``peak`` over ``warmup_steps``, then cosine down to ``peak * min_ratio``."""
+    if step < warmup_steps:
+        return peak * (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(total_steps - warmup_steps, 1)
+    return peak * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Data: the same splits, subsets and augmentations through fastssl_loader or torchvision
+# ----------------------------------------------------------------------------------------------------------
+
+def is_fssl(path: str | Path) -> bool:
+    return Path(path).suffix == ".fssl"
+
+
+def check_source(path: str | Path, what: str) -> Path:
+    """A split must be an existing ImageFolder directory or .fssl file."""
+    path = Path(path)
+    if not (path.is_dir() or (path.is_file() and is_fssl(path))):
+        raise FileNotFoundError(f"{what} {path}: not an ImageFolder directory or a .fssl file")
+    return path
+
+
+def resolve_splits(args: argparse.Namespace) -> tuple[Path, list[Path]]:
+    """(train source, eval sources) from --data / --train / --eval."""
+    data = Path(args.data)
+    train = args.train or (data / "train" if (data / "train").is_dir() else data)
+    evals = args.eval if args.eval is not None else ([data / "test"] if (data / "test").is_dir() else [])
+    return check_source(train, "train split"), [check_source(e, "eval set") for e in evals]
+
+
+def subset_indices(n: int, limit: int | None) -> np.ndarray:
+    """A fixed (seed-independent) random subset of ``limit`` of ``n`` samples in ascending order; all if None."""
+    if limit is None or limit >= n:
+        return np.arange(n)
+    if limit < 1:
+        raise ValueError(f"subset limit must be >= 1 (got {limit})")
+    return np.sort(np.random.default_rng(12345).permutation(n)[:limit])
+
+
+def folder_samples(root: Path) -> tuple[list[tuple[str, int]], list[str]]:
+    """(path, label) pairs and class names exactly as torchvision's ImageFolder orders them."""
+    from torchvision.datasets import ImageFolder
+    folder = ImageFolder(str(root))
+    return folder.samples, folder.classes
+
+
+class ReaderImages:
+    """Indexable (HxWx3 uint8 image, label) view of a subset of a .fssl file (for torchvision or re-writing)."""
+
+    def __init__(self, path: Path, indices: np.ndarray | None = None) -> None:
+        from fastssl_loader import DatasetReader
+        self.reader = DatasetReader(str(path))
+        self.indices = np.arange(len(self.reader)) if indices is None else indices
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, int]:
+        j = int(self.indices[i])
+        return self.reader.image(j), int(self.reader.labels[j])
+
+
+def source_items(src: Path, limit: int | None) -> list | ReaderImages:
+    """The (image or path, label) samples of a split's subset."""
+    if is_fssl(src):
+        reader = ReaderImages(src)
+        return ReaderImages(src, subset_indices(len(reader), limit))
+    samples, _ = folder_samples(src)
+    return [samples[i] for i in subset_indices(len(samples), limit)]
+
+
+def num_classes_of(src: Path) -> int:
+    if is_fssl(src):
+        from fastssl_loader import DatasetReader
+        return int(DatasetReader(str(src)).labels.max()) + 1
+    return len(folder_samples(src)[1])
+
+
+def cached_fssl(src: Path, limit: int | None, args: argparse.Namespace) -> Path:
+    """The .fssl file of a split's subset, converted on first use into the cache (only rank 0 writes)."""
+    if is_fssl(src) and limit is None:
+        return src
+    key = f"{src.resolve()}|{limit}|{args.max_resolution}".encode()
+    dst = Path(args.cache_dir) / f"{src.stem}-{limit or 'all'}-{hashlib.sha1(key).hexdigest()[:10]}.fssl"
+    if not dst.exists() and int(os.environ.get("RANK", "0")) == 0:
+        from fastssl_loader import write_dataset
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        write_dataset(str(dst), source_items(src, limit), max_resolution=args.max_resolution)
+    return dst
+
+
+def make_shifted_sets(src: Path, shifts: list[str], args: argparse.Namespace) -> list[Path]:
+    """Shifted copies of an eval ImageFolder (grayscale, Gaussian blur, JPEG quality 10), cached as ImageFolders.
+
+    The copies keep file names and classes, so the same --limit-eval subset is drawn from each.
+    """
+    from PIL import Image, ImageFilter
+    if is_fssl(src):
+        raise ValueError(f"--make-shifted-evals needs an ImageFolder eval set, got {src}")
+    samples, classes = folder_samples(src)
+    digest = hashlib.sha1(str(src.resolve()).encode()).hexdigest()[:10]
+    out = []
+    for shift in shifts:
+        dst = Path(args.cache_dir) / f"{src.name}-{shift}-{digest}"
+        out.append(dst)
+        if dst.exists() or int(os.environ.get("RANK", "0")) != 0:
+            continue
+        tmp = dst.with_name(dst.name + f".tmp{os.getpid()}")
+        for path, label in samples:
+            img = Image.open(path).convert("RGB")
+            target = tmp / classes[label] / Path(path).name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if shift == "gray":
+                img.convert("L").convert("RGB").save(target.with_suffix(".png"))
+            elif shift == "blur":
+                img.filter(ImageFilter.GaussianBlur(radius=max(1.0, min(img.size) / 32))).save(target.with_suffix(".png"))
+            else:
+                img.save(target.with_suffix(".jpg"), quality=10)
+        tmp.rename(dst)
+    return out
+
+
+def make_views(args: argparse.Namespace) -> tuple[list[list], list]:
+    """(training views, evaluation view) from the loader's presets."""
+    from fastssl_loader import presets
+    name = args.views or args.method
+    if name in ("dino", "sslight"):
+        kwargs = {"global_size": args.size}
+        if args.local_size is not None:
+            kwargs["local_size"] = args.local_size
+        if args.n_local is not None:
+            kwargs["n_local"] = args.n_local
+        views = getattr(presets, name)(**kwargs)
+    else:
+        views = getattr(presets, name)(args.size)
+    return views, presets.eval_view(args.size)
+
+
+def torchvision_transform(view: list) -> Callable:
+    """The torchvision.transforms.v2 pipeline (on uint8 tensors) equivalent to one fastssl view."""
+    from torchvision.transforms import v2
+    from fastssl_loader import ops
+    modes = {"bilinear": v2.InterpolationMode.BILINEAR, "bicubic": v2.InterpolationMode.BICUBIC}
+    steps: list = [v2.ToImage()]
+    normalized = False
+    for op in view:
+        if isinstance(op, ops.RandomResizedCrop):
+            if not isinstance(op.size, tuple):
+                raise ValueError(f"--loader torchvision cannot follow a progressive size ({op!r})")
+            steps.append(v2.RandomResizedCrop(op.size, scale=op.scale, ratio=op.ratio,
+                                              interpolation=modes[op.interpolation], antialias=op.antialias))
+        elif isinstance(op, ops.CenterCrop) or isinstance(op, ops.Resize):
+            if op.size is not None:
+                steps.append(v2.Resize(op.size, interpolation=modes[op.interpolation], antialias=op.antialias))
+            if op.crop is not None:
+                steps.append(v2.CenterCrop(op.crop))
+        elif isinstance(op, ops.RandomHorizontalFlip):
+            steps.append(v2.RandomHorizontalFlip(op.p))
+        elif isinstance(op, ops.ColorJitter):
+            steps.append(v2.RandomApply([v2.ColorJitter(op.brightness, op.contrast, op.saturation, op.hue)], p=op.p))
+        elif isinstance(op, ops.RandomGrayscale):
+            steps.append(v2.RandomGrayscale(op.p))
+        elif isinstance(op, ops.GaussianBlur):
+            steps.append(v2.RandomApply([v2.GaussianBlur(op.kernel_size, op.sigma)], p=op.p))
+        elif isinstance(op, ops.RandomSolarize):
+            steps.append(v2.RandomSolarize(op.threshold, p=op.p))
+        elif isinstance(op, ops.Normalize):
+            steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(op.mean), list(op.std))]
+            normalized = True
+        else:
+            raise ValueError(f"--loader torchvision has no equivalent for op {op!r}")
+    if not normalized:
+        steps.append(v2.ToDtype(torch.float32, scale=True))
+    return v2.Compose(steps)
+
+
+class MultiView:
+    """Apply each view's transform to the same image: one sample -> list of view tensors."""
+
+    def __init__(self, transforms: list[Callable]) -> None:
+        self.transforms = transforms
+
+    def __call__(self, img: Any) -> list[torch.Tensor]:
+        return [t(img) for t in self.transforms]
+
+
+class TransformedItems(torch.utils.data.Dataset):
+    """(image or path, label) samples -> (views, label) through a MultiView."""
+
+    def __init__(self, items: list | ReaderImages, transform: MultiView) -> None:
+        self.items, self.transform = items, transform
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> tuple[list[torch.Tensor], int]:
+        from PIL import Image
+        img, label = self.items[i]
+        if isinstance(img, str):
+            with Image.open(img) as im:
+                img = im.convert("RGB")
+        return self.transform(img), label
+
+
+class TorchvisionData:
+    """torchvision DataLoader with the Loader's interface: ``set_epoch``, ``len``, yields (views, labels).
+
+    Shuffling is a DistributedSampler (a rank's shard; world 1 = plain shuffle) and worker seeds come from a
+    generator reseeded from (seed, epoch), so an epoch's batches do not depend on what ran before it.
+    """
+
+    def __init__(self, items: list | ReaderImages, views: list[list], batch_size: int, workers: int, seed: int,
+                 train: bool, rank: int = 0, world: int = 1) -> None:
+        from torch.utils.data import DataLoader, DistributedSampler
+        dataset = TransformedItems(items, MultiView([torchvision_transform(v) for v in views]))
+        self.sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=train, seed=seed,
+                                          drop_last=train) if train else None
+        self.generator = torch.Generator()
+        self.seed = seed
+        self.loader = DataLoader(dataset, batch_size=batch_size, sampler=self.sampler, num_workers=workers,
+                                 drop_last=train, generator=self.generator, persistent_workers=False)
+
+    def set_epoch(self, epoch: int) -> None:
+        if self.sampler is not None:
+            self.sampler.set_epoch(epoch)
+        self.generator.manual_seed(self.seed * 1_000_003 + epoch)
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self) -> Iterable:
+        return iter(self.loader)
+
+
+def default_workers(args: argparse.Namespace) -> int:
+    if args.workers is not None:
+        return args.workers
+    return max(1, len(os.sched_getaffinity(0)) // max(world_size(), 1))
+
+
+def build_loader(args: argparse.Namespace, src: Path, limit: int | None, views: list[list], train: bool,
+                 device: torch.device, rank: int = 0, world: int = 1) -> Any:
+    """A training loader (shuffled, drop_last, sharded) or an evaluation loader (sequential, every sample)."""
+    batch = args.batch_size if train else args.eval_batch_size
+    workers = default_workers(args)
+    if args.loader == "torchvision":
+        return TorchvisionData(source_items(src, limit), views, batch, workers, args.seed, train, rank, world)
+    from fastssl_loader import Loader
+    return Loader(str(cached_fssl(src, limit, args)), batch_size=batch, views=views, num_workers=workers,
+                  order="random" if train else "sequential", seed=args.seed, drop_last=train,
+                  distributed=train and world > 1, device=str(device))
+
+
+def prepare_sources(args: argparse.Namespace, rank: int) -> tuple[Path, list[tuple[str, Path]]]:
+    """Resolve splits, build shifted eval copies and (fastssl) convert every split once; all ranks then sync."""
+    train, evals = resolve_splits(args)
+    named = [(e.stem if is_fssl(e) else e.name, e) for e in evals]
+    if args.make_shifted_evals:
+        if not evals:
+            raise ValueError("--make-shifted-evals needs an eval set (--eval or <data>/test)")
+        named += [(f"{evals[0].name}-{s}", p)
+                  for s, p in zip(args.make_shifted_evals, make_shifted_sets(evals[0], args.make_shifted_evals, args))]
+    if len({n for n, _ in named}) != len(named):
+        raise ValueError(f"eval sets need distinct names, got {[n for n, _ in named]}")
+    if args.loader == "fastssl" and rank == 0:
+        cached_fssl(train, args.limit_train, args)
+        for _, src in named:
+            cached_fssl(src, args.limit_eval, args)
+    if world_size() > 1:
+        dist.barrier()
+    return train, named
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Evaluation: weighted kNN on the un-augmented train bank, online linear probe
+# ----------------------------------------------------------------------------------------------------------
+
+@torch.no_grad()
+def extract(model: SSLModel, loader: Any, device: torch.device, amp: Any) -> tuple[torch.Tensor, ...]:
+    """Backbone features, probe logits and labels of every sample of an evaluation loader."""
+    feats, logits, labels = [], [], []
+    for views, y in loader:
+        x = to_device(views[0], device)
+        with amp():
+            f = model.backbone(x).float()
+            logits.append(model.probe(f).float().cpu())
+        feats.append(f.cpu())
+        labels.append(torch.as_tensor(y).cpu())
+    return torch.cat(feats), torch.cat(logits), torch.cat(labels)
+
+
+def evaluate(model: SSLModel, bank_loader: Any, eval_loaders: dict[str, Any], num_classes: int,
+             args: argparse.Namespace, device: torch.device, amp: Any) -> dict[str, float]:
+    """kNN and probe top-1/top-5 (in %) per eval set, plus their means over the sets."""
+    was_training = model.training
+    model.eval()
+    bank, _, bank_labels = extract(model, bank_loader, device, amp)
+    results: dict[str, float] = {}
+    for name, loader in eval_loaders.items():
+        feats, logits, labels = extract(model, loader, device, amp)
+        knn = topk_correct(knn_predict(feats, bank, bank_labels, num_classes, args.knn_k, args.knn_t), labels)
+        probe = topk_correct(logits, labels)
+        for kind, hits in (("knn", knn), ("probe", probe)):
+            for k, count in hits.items():
+                results[f"{name}/{kind}_top{k}"] = 100.0 * count / len(labels)
+    for metric in ("knn_top1", "knn_top5", "probe_top1", "probe_top5"):
+        values = [v for k, v in results.items() if k.endswith("/" + metric)]
+        if values:
+            results[metric] = sum(values) / len(values)
+    model.train(was_training)
+    return results
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Logging and checkpoints
+# ----------------------------------------------------------------------------------------------------------
+
+class RunLog:
+    """JSON lines in <out>/log.jsonl (+ optional TensorBoard scalars), written by rank 0 only."""
+
+    def __init__(self, out: Path, enabled: bool, tensorboard: bool) -> None:
+        self.enabled = enabled
+        self.file = open(out / "log.jsonl", "a") if enabled else None
+        self.tb = None
+        if enabled and tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+                self.tb = SummaryWriter(str(out / "tb"))
+            except ImportError:
+                print("train_ref: --tensorboard ignored: the tensorboard package is not installed", file=sys.stderr)
+
+    def write(self, record: dict, step: int) -> None:
+        if not self.enabled:
+            return
+        record = {k: float(v) if isinstance(v, torch.Tensor) else v for k, v in record.items()}
+        self.file.write(json.dumps(record) + "\n")
+        self.file.flush()
+        if self.tb is not None:
+            for k, v in record.items():
+                if isinstance(v, (int, float)) and k not in ("epoch", "step"):
+                    self.tb.add_scalar(f"{record['type']}/{k}", v, step)
+
+    def close(self) -> None:
+        if self.file:
+            self.file.close()
+        if self.tb is not None:
+            self.tb.close()
+
+
+def rng_state() -> dict:
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if state.get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    """Atomic save: a partly written checkpoint never replaces a good one."""
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def summary_table(epochs: list[dict], final: dict[str, float]) -> str:
+    """Per-epoch table plus the final accuracy per eval set."""
+    cols = [("epoch", "{:>5}"), ("loss", "{:>8.4f}"), ("lr", "{:>9.2e}"), ("images_per_s", "{:>8.1f}"),
+            ("data_wait_frac", "{:>6.3f}"), ("epoch_time_s", "{:>7.1f}"), ("knn_top1", "{:>7.2f}"),
+            ("probe_top1", "{:>7.2f}")]
+    heads = ["epoch", "loss", "lr", "img/s", "wait", "time_s", "knn@1", "probe@1"]
+    lines = ["  ".join(f"{h:>{len(f.format(0)) if 'e' not in f else 9}}" for h, (_, f) in zip(heads, cols))]
+    for rec in epochs:
+        lines.append("  ".join(f.format(rec[k]) if isinstance(rec.get(k), (int, float)) else f"{'-':>5}"
+                               for k, f in cols))
+    sets = sorted({k.split("/")[0] for k in final if "/" in k})
+    if sets:
+        lines.append(f"{'eval set':<28} {'knn@1':>7} {'knn@5':>7} {'probe@1':>8} {'probe@5':>8}")
+        for name in sets + ["mean"]:
+            prefix = "" if name == "mean" else name + "/"
+            vals = [final.get(prefix + m, float("nan")) for m in ("knn_top1", "knn_top5", "probe_top1", "probe_top5")]
+            lines.append(f"{name:<28} {vals[0]:>7.2f} {vals[1]:>7.2f} {vals[2]:>8.2f} {vals[3]:>8.2f}")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Training
+# ----------------------------------------------------------------------------------------------------------
+
+def to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    x = x.to(device, non_blocking=True)
+    return x.contiguous(memory_format=torch.channels_last) if device.type == "cuda" else x
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: CUDA is not available")
+    device = torch.device(name)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return device
+
+
+def seed_epoch(seed: int, epoch: int) -> None:
+    """Every epoch starts from an RNG state fixed by (seed, epoch), so a resumed run repeats it exactly."""
+    s = seed * 1_000_003 + epoch
+    torch.manual_seed(s)
+    np.random.seed(s % 2**32)
+    random.seed(s)
+
+
+def train(args: argparse.Namespace) -> dict[str, Any]:
+    """Run the whole job; returns the final evaluation and the per-epoch records."""
+    device = pick_device(args.device)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    rank, world = init_distributed(device)
+    out = Path(args.out)
+    if args.cache_dir is None:
+        args.cache_dir = str(out.resolve().parent / ".fssl_cache")
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(vars(args), indent=2, default=str))
+    log = RunLog(out, rank == 0, args.tensorboard)
+    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(args.amp)
+    use_amp = amp_dtype is not None and device.type == "cuda"
+    amp = (lambda: torch.autocast("cuda", dtype=amp_dtype)) if use_amp else contextlib.nullcontext
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+
+    train_src, eval_srcs = prepare_sources(args, rank)
+    num_classes = num_classes_of(train_src)
+    train_views, eval_view = make_views(args)
+    n_global = min(2, len(train_views))
+    if len(train_views) < 2:
+        raise ValueError(f"--views {args.views or args.method}: SSL needs at least 2 views, got {len(train_views)}")
+    loader = build_loader(args, train_src, args.limit_train, train_views, True, device, rank, world)
+    if len(loader) == 0 and args.epochs > 0:
+        raise ValueError(f"no full training batch: --batch-size {args.batch_size} x {world} process(es) exceeds "
+                         f"the training set ({train_src}, --limit-train {args.limit_train})")
+    evaluating = rank == 0 and bool(eval_srcs)
+    bank_loader = build_loader(args, train_src, args.limit_train, [eval_view], False, device) if evaluating else None
+    eval_loaders = {name: build_loader(args, src, args.limit_eval, [eval_view], False, device)
+                    for name, src in eval_srcs} if evaluating else {}
+
+    seed_epoch(args.seed, 0)
+    model = SSLModel(args.arch, args.width, args.projector, args.predictor if args.method == "byol" else None,
+                     num_classes).to(device)
+    target = EMATarget(model, args.ema_momentum).to(device) if args.method == "byol" else None
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = build_optimizer(args, model)
+    probe_optimizer = torch.optim.AdamW(model.probe.parameters(), lr=args.probe_lr)
+    net: nn.Module = model
+    if world > 1:
+        if args.sync_bn:
+            net = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        net = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+
+    steps_per_epoch = len(loader)
+    total_steps = args.epochs * steps_per_epoch
+    warmup_steps = round(args.warmup_epochs * steps_per_epoch)
+    peak_lr = args.lr * args.batch_size * world / args.lr_ref_batch
+    start_epoch, step, history = 0, 0, []
+    resume = out / "checkpoint.pt" if args.resume == "auto" else (Path(args.resume) if args.resume else None)
+    if resume is not None and resume.exists():
+        ckpt = torch.load(resume, map_location=device, weights_only=False)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        probe_optimizer.load_state_dict(ckpt["probe_optimizer"])
+        scaler.load_state_dict(ckpt["scaler"])
+        if target is not None:
+            target.load_state_dict(ckpt["target"])
+        start_epoch, step, history = ckpt["epoch"], ckpt["step"], ckpt["history"]
+        set_rng_state(ckpt["rng"])
+    elif args.resume not in (None, "auto"):
+        raise FileNotFoundError(f"--resume {args.resume}: no such checkpoint")
+
+    final: dict[str, float] = {}
+    for epoch in range(start_epoch, args.epochs):
+        seed_epoch(args.seed, epoch)
+        loader.set_epoch(epoch)
+        net.train()
+        sums: dict[str, float] = {}
+        seen, wait, lr = 0, 0.0, peak_lr
+        bar = None
+        if rank == 0 and not args.no_progress:
+            from tqdm import tqdm
+            bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{args.epochs}", leave=False)
+        epoch_start = tick = time.perf_counter()
+        for views, labels in loader:
+            wait += time.perf_counter() - tick
+            views = [to_device(v, device) for v in views]
+            labels = torch.as_tensor(labels).to(device, non_blocking=True)
+            lr = lr_at(step, total_steps, warmup_steps, peak_lr, args.min_lr_ratio)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            with amp():
+                outputs = net(views, n_probe=n_global)
+                targets = target(views[:n_global]) if target is not None else None
+                loss, parts = ssl_loss(args, outputs, targets, n_global)
+                probe_loss = F.cross_entropy(outputs["probe_logits"].float(), labels.repeat(n_global))
+            optimizer.zero_grad(set_to_none=True)
+            probe_optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss + probe_loss).backward()
+            scaler.step(optimizer)
+            scaler.step(probe_optimizer)
+            scaler.update()
+            step += 1
+            if target is not None:
+                target.update(model, target.momentum(step, total_steps))
+            values = {"loss": loss.item(), "probe_loss": probe_loss.item(), **{k: float(v) for k, v in parts.items()}}
+            if not math.isfinite(values["loss"]):
+                raise FloatingPointError(f"loss is {values['loss']} at epoch {epoch}, step {step}: lower --lr?")
+            for k, v in values.items():
+                sums[k] = sums.get(k, 0.0) + v
+            seen += labels.shape[0]
+            if args.log_every and step % args.log_every == 0:
+                log.write({"type": "step", "epoch": epoch, "step": step, "lr": lr, **values}, step)
+            if bar is not None:
+                bar.set_postfix(loss=f"{values['loss']:.4f}", lr=f"{lr:.2e}")
+                bar.update()
+            tick = time.perf_counter()
+        epoch_time = time.perf_counter() - epoch_start
+        if bar is not None:
+            bar.close()
+        n_steps = max(steps_per_epoch, 1)
+        record = {"type": "epoch", "epoch": epoch + 1, "step": step, "lr": lr, "epoch_time_s": epoch_time,
+                  "images_per_s": seen * world / epoch_time, "data_wait_frac": wait / epoch_time,
+                  **{k: v / n_steps for k, v in sums.items()}}
+        if evaluating and ((epoch + 1) % args.eval_every == 0 or epoch + 1 == args.epochs):
+            eval_start = time.perf_counter()
+            final = evaluate(model, bank_loader, eval_loaders, num_classes, args, device, amp)
+            record.update(final, eval_time_s=time.perf_counter() - eval_start)
+        history.append(record)
+        log.write(record, step)
+        if rank == 0:
+            print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in record.items()}), flush=True)
+        if rank == 0 and ((args.ckpt_every and (epoch + 1) % args.ckpt_every == 0) or epoch + 1 == args.epochs):
+            save_checkpoint(out / "checkpoint.pt", {
+                "model": model.state_dict(), "target": target.state_dict() if target is not None else None,
+                "optimizer": optimizer.state_dict(), "probe_optimizer": probe_optimizer.state_dict(),
+                "scaler": scaler.state_dict(), "epoch": epoch + 1, "step": step, "history": history,
+                "rng": rng_state(), "args": vars(args)})
+    if evaluating and not final:
+        eval_start = time.perf_counter()
+        final = evaluate(model, bank_loader, eval_loaders, num_classes, args, device, amp)
+        record = {"type": "epoch", "epoch": args.epochs, "step": step, **final,
+                  "eval_time_s": time.perf_counter() - eval_start}
+        history.append(record)
+        log.write(record, step)
+    if rank == 0:
+        log.write({"type": "summary", "epochs": args.epochs, "steps": step, **final}, step)
+        print(summary_table([h for h in history if h["type"] == "epoch"], final), flush=True)
+    log.close()
+    return {"final": final, "history": history}
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    try:
+        return train(args)
+    finally:
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()
