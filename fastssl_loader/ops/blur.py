@@ -1,0 +1,169 @@
+"""GaussianBlur: torchvision v2 ``gaussian_blur`` on uint8 images, run as two separable float32 passes.
+
+torchvision convolves the reflect-padded float32 image with the outer product of two normalised 1-D
+gaussians and rounds back to uint8. The same result comes from a horizontal then a vertical 1-D pass (we
+accumulate in float32 too; only the summation order differs, so a pixel can land one level away when its
+value sits on a rounding boundary). Each pass folds the symmetric kernel (``w[t] == w[k-1-t]``) to halve the
+multiplications, and works on contiguous float32 rows so the compiler vectorises the inner loops.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sequence
+from typing import Callable
+
+import numba as nb
+import numpy as np
+
+from .. import rng
+from .base import PixelOp
+from .color import check_probability
+
+AUTO = 0  # kernel_size code for "auto": an odd size of about 10% of the image's shorter side
+
+
+@nb.njit(nogil=True, cache=True)
+def gaussian_weights(kernel_size: int, sigma: float) -> np.ndarray:
+    """torchvision's 1-D kernel: softmax of ``-(x / sigma)**2`` over ``x = linspace(-lim, lim, k)``,
+    ``lim = (k - 1) / (2 sqrt 2)``, i.e. ``exp(-d**2 / (2 sigma**2))`` with ``d = i - (k - 1) / 2``, normalised."""
+    weights = np.empty(kernel_size, dtype=np.float32)
+    center = (kernel_size - 1) / 2.0
+    total = 0.0
+    for i in range(kernel_size):
+        d = i - center
+        total += math.exp(-d * d / (2.0 * sigma * sigma))
+    for i in range(kernel_size):
+        d = i - center
+        weights[i] = math.exp(-d * d / (2.0 * sigma * sigma)) / total
+    return weights
+
+
+@nb.njit(nogil=True, cache=True, inline="always")
+def reflect_index(i: int, n: int) -> int:
+    """Index ``i`` mirrored into [0, n) without repeating the edge (torch ``reflect``), folding again when the
+    kernel is wider than the image (torch refuses that case; we keep mirroring)."""
+    if n == 1:
+        return 0
+    period = 2 * (n - 1)
+    i = abs(i) % period
+    return period - i if i >= n else i
+
+
+@nb.njit(nogil=True, cache=True, inline="always")
+def _convolve_row(src: np.ndarray, step: int, weights: np.ndarray, out: np.ndarray) -> None:
+    """``out[x] = sum_t weights[t] * src[x + t * step]`` for the symmetric kernel, folded around its centre."""
+    k = weights.shape[0]
+    r = k // 2
+    n = out.shape[0]
+    wc = weights[r]
+    mid = r * step
+    for x in range(n):
+        out[x] = wc * src[x + mid]
+    for t in range(r):
+        wt = weights[t]
+        lo = t * step
+        hi = (k - 1 - t) * step
+        for x in range(n):
+            out[x] += wt * (src[x + lo] + src[x + hi])
+
+
+@nb.njit(nogil=True, cache=True, fastmath={"contract"})
+def blur_image(img: np.ndarray, kernel_size: int, sigma: float) -> None:
+    """Gaussian-blur the (H, W, 3) uint8 image in place: reflect padding of ``k // 2``, float32, rounded."""
+    h, w = img.shape[0], img.shape[1]
+    r = kernel_size // 2
+    weights = gaussian_weights(kernel_size, sigma)
+    row_len = w * 3
+    tmp = np.empty((h, row_len), dtype=np.float32)
+    padded = np.empty((w + 2 * r) * 3, dtype=np.float32)
+    for y in range(h):
+        row = img[y]
+        for xp in range(w + 2 * r):
+            sx = reflect_index(xp - r, w)
+            for c in range(3):
+                padded[xp * 3 + c] = row[sx, c]
+        _convolve_row(padded, 3, weights, tmp[y])
+    # vertical pass: output row y mixes rows y - r .. y + r of tmp (mirrored at the borders), folded like the rows
+    acc = np.empty(row_len, dtype=np.float32)
+    wc = weights[r]
+    for y in range(h):
+        center = tmp[y]
+        for x in range(row_len):
+            acc[x] = wc * center[x]
+        for t in range(r):
+            wt = weights[t]
+            above = tmp[reflect_index(y + t - r, h)]
+            below = tmp[reflect_index(y + r - t, h)]
+            for x in range(row_len):
+                acc[x] += wt * (above[x] + below[x])
+        row = img[y]
+        for x in range(w):
+            for c in range(3):
+                v = np.rint(acc[x * 3 + c])
+                row[x, c] = 255 if v > 255.0 else np.uint8(v)
+
+
+@nb.njit(nogil=True, cache=True)
+def auto_kernel_size(height: int, width: int) -> int:
+    """The odd kernel size used for ``kernel_size="auto"``: ``2 * floor(0.05 * min(H, W)) + 1`` (23 at 224)."""
+    return 2 * int(0.05 * min(height, width)) + 1
+
+
+class GaussianBlur(PixelOp):
+    """torchvision ``RandomApply([GaussianBlur(kernel_size, sigma)], p)`` on uint8 images.
+
+    Per sample the blur fires when ``rand < p``; then ``sigma ~ U(sigma_min, sigma_max)`` (the same for both axes).
+    ``kernel_size`` is an odd int >= 1, or ``"auto"`` for ``2 * floor(0.05 * min(H, W)) + 1`` of the working image
+    (23 at 224 px, the BYOL/SimCLR convention). Columns: ``"blur"`` (1.0 when it fired), ``"blur_sigma"`` (0.0 when
+    it did not).
+    """
+
+    param_names = ("blur", "blur_sigma")
+
+    def __init__(self, kernel_size: int | str, sigma: float | Sequence[float] = (0.1, 2.0), p: float = 1.0) -> None:
+        if kernel_size == "auto":
+            self.kernel_size: int | str = "auto"
+        elif (isinstance(kernel_size, numbers.Integral) and not isinstance(kernel_size, bool)
+              and kernel_size >= 1 and kernel_size % 2 == 1):
+            self.kernel_size = int(kernel_size)
+        else:
+            raise ValueError(f"GaussianBlur: kernel_size must be an odd int >= 1 or 'auto', got {kernel_size!r}")
+        if isinstance(sigma, numbers.Real) and not isinstance(sigma, bool):
+            lo = hi = float(sigma)
+        elif (isinstance(sigma, Sequence) and len(sigma) == 2
+              and all(isinstance(s, numbers.Real) and not isinstance(s, bool) for s in sigma)):
+            lo, hi = float(sigma[0]), float(sigma[1])
+        else:
+            raise TypeError(f"GaussianBlur: sigma must be a number or a (min, max) pair, got {sigma!r}")
+        if not 0.0 < lo <= hi < float("inf"):
+            raise ValueError(f"GaussianBlur: sigma must satisfy 0 < min <= max, got {sigma!r}")
+        self.sigma = (lo, hi)
+        self.p = check_probability(p, "GaussianBlur")
+
+    def make_sampler(self) -> Callable:
+        lo, hi = self.sigma
+        p = self.p
+
+        @nb.njit(nogil=True, cache=True)
+        def sample(state, params):
+            fired = rng.rand(state) < p
+            params[0] = 1.0 if fired else 0.0
+            params[1] = rng.uniform(state, lo, hi) if fired else 0.0
+
+        return sample
+
+    def make_kernel(self) -> Callable:
+        fixed_size = AUTO if self.kernel_size == "auto" else self.kernel_size
+
+        @nb.njit(nogil=True, cache=True)
+        def apply(img, params):
+            if params[0] == 0.0:
+                return
+            size = fixed_size
+            if size == AUTO:
+                size = auto_kernel_size(img.shape[0], img.shape[1])
+            if size > 1:
+                blur_image(img, size, params[1])
+
+        return apply
