@@ -22,7 +22,7 @@ import json
 import multiprocessing
 import operator
 import os
-import tempfile
+import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,7 +107,8 @@ def write_dataset(
         raise FileNotFoundError(f"destination folder {path.parent} does not exist")
     workers = _default_workers() if num_workers is None else num_workers
     start = time.perf_counter()
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".tmp")
+    tmp_name = path.with_name(f"{path.name}.tmp{secrets.token_hex(6)}")
+    fd = os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies, as for open()
     try:
         with os.fdopen(fd, "wb") as out:
             written, skipped, counts = _write_file(out, samples, settings, workers, on_error, description,
@@ -116,7 +117,7 @@ def write_dataset(
             os.fsync(out.fileno())
         os.replace(tmp_name, path)
     except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
+        tmp_name.unlink(missing_ok=True)
         raise
     return WriteReport(str(path), written, skipped, path.stat().st_size, time.perf_counter() - start, counts)
 
