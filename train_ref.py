@@ -144,6 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--log-every", type=int, default=0, help="also log every N-th step as a JSON line (0 = off)")
     g.add_argument("--ckpt-every", type=int, default=1, help="checkpoint every N epochs (0 = only at the end)")
     g.add_argument("--resume", default=None, help="checkpoint to resume from ('auto' = <out>/checkpoint.pt if any)")
+    g.add_argument("--stop-after", type=int, default=None, help="stop (with a checkpoint) after this many epochs of "
+                   "the --epochs schedule, to continue later with --resume")
     g.add_argument("--tensorboard", action="store_true", help="write TensorBoard scalars (needs tensorboard)")
     g.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
     return p
@@ -676,13 +678,16 @@ def torchvision_transform(view: list) -> Callable:
     modes = {"bilinear": v2.InterpolationMode.BILINEAR, "bicubic": v2.InterpolationMode.BICUBIC}
     steps: list = [v2.ToImage()]
     normalized = False
+    out_size = (0, 0)  # the working image size, for GaussianBlur(kernel_size="auto")
     for op in view:
-        if isinstance(op, ops.RandomResizedCrop):
-            if not isinstance(op.size, tuple):
+        if isinstance(op, ops.GeometryOp):
+            if not isinstance(op.max_output_size, tuple) or op.output_size(0) != op.max_output_size:
                 raise ValueError(f"--loader torchvision cannot follow a progressive size ({op!r})")
-            steps.append(v2.RandomResizedCrop(op.size, scale=op.scale, ratio=op.ratio,
+            out_size = op.max_output_size
+        if isinstance(op, ops.RandomResizedCrop):
+            steps.append(v2.RandomResizedCrop(out_size, scale=op.scale, ratio=op.ratio,
                                               interpolation=modes[op.interpolation], antialias=op.antialias))
-        elif isinstance(op, ops.CenterCrop) or isinstance(op, ops.Resize):
+        elif isinstance(op, ops.Resize):  # also CenterCrop: a resize (shorter side or exact) then a centre crop
             if op.size is not None:
                 steps.append(v2.Resize(op.size, interpolation=modes[op.interpolation], antialias=op.antialias))
             if op.crop is not None:
@@ -694,7 +699,8 @@ def torchvision_transform(view: list) -> Callable:
         elif isinstance(op, ops.RandomGrayscale):
             steps.append(v2.RandomGrayscale(op.p))
         elif isinstance(op, ops.GaussianBlur):
-            steps.append(v2.RandomApply([v2.GaussianBlur(op.kernel_size, op.sigma)], p=op.p))
+            k = 2 * int(0.05 * min(out_size)) + 1 if op.kernel_size == "auto" else op.kernel_size
+            steps.append(v2.RandomApply([v2.GaussianBlur(k, op.sigma)], p=op.p))
         elif isinstance(op, ops.RandomSolarize):
             steps.append(v2.RandomSolarize(op.threshold, p=op.p))
         elif isinstance(op, ops.Normalize):
@@ -753,6 +759,10 @@ class TorchvisionData:
         self.loader = DataLoader(dataset, batch_size=batch_size, sampler=self.sampler, num_workers=workers,
                                  drop_last=train, generator=self.generator, persistent_workers=False)
 
+    def warmup(self) -> float:
+        """Nothing to compile (the Loader's warmup compiles its kernels); returns the seconds spent: 0."""
+        return 0.0
+
     def set_epoch(self, epoch: int) -> None:
         if self.sampler is not None:
             self.sampler.set_epoch(epoch)
@@ -781,7 +791,7 @@ def build_loader(args: argparse.Namespace, src: Path, limit: int | None, views: 
     from fastssl_loader import Loader
     return Loader(str(cached_fssl(src, limit, args)), batch_size=batch, views=views, num_workers=workers,
                   order="random" if train else "sequential", seed=args.seed, drop_last=train,
-                  distributed=train and world > 1, device=str(device))
+                  distributed=train and world > 1, device=str(device), channels_last=device.type == "cuda")
 
 
 def prepare_sources(args: argparse.Namespace, rank: int) -> tuple[Path, list[tuple[str, Path]]]:
@@ -818,7 +828,7 @@ def extract(model: SSLModel, loader: Any, device: torch.device, amp: Any) -> tup
             f = model.backbone(x).float()
             logits.append(model.probe(f).float().cpu())
         feats.append(f.cpu())
-        labels.append(torch.as_tensor(y).cpu())
+        labels.append(torch.as_tensor(y).clone())  # the fastssl batch memory is reused by the next batch
     return torch.cat(feats), torch.cat(logits), torch.cat(labels)
 
 
@@ -981,6 +991,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     eval_loaders = {name: build_loader(args, src, args.limit_eval, [eval_view], False, device)
                     for name, src in eval_srcs} if evaluating else {}
 
+    compile_s = sum(data.warmup() for data in [loader, bank_loader, *eval_loaders.values()] if data is not None)
     seed_epoch(args.seed, 0)
     model = SSLModel(args.arch, args.width, args.projector, args.predictor if args.method == "byol" else None,
                      num_classes).to(device)
@@ -1015,7 +1026,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         raise FileNotFoundError(f"--resume {args.resume}: no such checkpoint")
 
     final: dict[str, float] = {}
-    for epoch in range(start_epoch, args.epochs):
+    last_epoch = args.epochs if args.stop_after is None else min(args.stop_after, args.epochs)
+    for epoch in range(start_epoch, last_epoch):
         seed_epoch(args.seed, epoch)
         loader.set_epoch(epoch)
         net.train()
@@ -1074,7 +1086,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         log.write(record, step)
         if rank == 0:
             print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in record.items()}), flush=True)
-        if rank == 0 and ((args.ckpt_every and (epoch + 1) % args.ckpt_every == 0) or epoch + 1 == args.epochs):
+        if rank == 0 and ((args.ckpt_every and (epoch + 1) % args.ckpt_every == 0) or epoch + 1 == last_epoch):
             save_checkpoint(out / "checkpoint.pt", {
                 "model": model.state_dict(), "target": target.state_dict() if target is not None else None,
                 "optimizer": optimizer.state_dict(), "probe_optimizer": probe_optimizer.state_dict(),
@@ -1088,7 +1100,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         history.append(record)
         log.write(record, step)
     if rank == 0:
-        log.write({"type": "summary", "epochs": args.epochs, "steps": step, **final}, step)
+        log.write({"type": "summary", "epochs": args.epochs, "steps": step, "loader_compile_s": compile_s,
+                   **final}, step)
         print(summary_table([h for h in history if h["type"] == "epoch"], final), flush=True)
     log.close()
     return {"final": final, "history": history}

@@ -1,0 +1,139 @@
+"""End-to-end runs of train_ref.py on a tiny generated ImageFolder: every method, both loaders, multi-crop,
+evaluation-only, config files, resume, and clear errors for bad input."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import train_ref as tr
+
+CLASSES = ("blue", "green", "red", "yellow")
+COLOURS = np.array([[40, 60, 200], [40, 190, 60], [210, 40, 40], [220, 210, 40]])
+
+
+def make_image_folder(root: Path, n_train: int = 64, n_test: int = 16, size: int = 32) -> Path:
+    """root/{train,test}/<class>/*.jpg: noisy images whose mean colour depends on the class."""
+    rng = np.random.default_rng(0)
+    for split, n in (("train", n_train), ("test", n_test)):
+        for i in range(n):
+            label = i % len(CLASSES)
+            img = np.clip(COLOURS[label] + rng.normal(0, 40, (size, size, 3)), 0, 255).astype(np.uint8)
+            path = root / split / CLASSES[label] / f"{i:04d}.jpg"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(img).save(path, quality=90)
+    return root
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    return make_image_folder(tmp_path_factory.mktemp("data"))
+
+
+def run(data: Path, out: Path, *extra: str) -> dict:
+    argv = ["--data", str(data), "--arch", "small", "--width", "4", "--projector", "32-16", "--predictor", "32-16",
+            "--size", "32", "--epochs", "1", "--batch-size", "16", "--workers", "1", "--eval-batch-size", "32",
+            "--knn-k", "5", "--no-progress", "--cache-dir", str(out.parent / "cache"), "--out", str(out), *extra]
+    return tr.main(argv)
+
+
+def log_records(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+
+
+EPOCH_KEYS = {"epoch", "step", "lr", "loss", "probe_loss", "images_per_s", "data_wait_frac", "epoch_time_s",
+              "knn_top1", "knn_top5", "probe_top1", "probe_top5", "test/knn_top1", "test/probe_top5"}
+
+
+@pytest.mark.parametrize("method", tr.METHODS)
+def test_each_method_trains_and_logs(data: Path, tmp_path: Path, method: str):
+    out = tmp_path / method
+    result = run(data, out, "--method", method)
+    records = log_records(out)
+    epochs = [r for r in records if r["type"] == "epoch"]
+    assert len(epochs) == 1 and EPOCH_KEYS <= set(epochs[0])
+    rec = epochs[0]
+    assert rec["step"] == 64 // 16 and np.isfinite(rec["loss"])
+    assert 0 < rec["data_wait_frac"] < 1 and rec["images_per_s"] > 0
+    assert 0 <= rec["knn_top1"] <= rec["knn_top5"] <= 100
+    assert records[-1]["type"] == "summary" and records[-1]["knn_top1"] == result["final"]["knn_top1"]
+    assert (out / "checkpoint.pt").exists() and json.loads((out / "config.json").read_text())["method"] == method
+
+
+def test_torchvision_loader_same_interface(data: Path, tmp_path: Path):
+    out = tmp_path / "tv"
+    run(data, out, "--loader", "torchvision", "--workers", "0", "--method", "byol")
+    rec = [r for r in log_records(out) if r["type"] == "epoch"][0]
+    assert EPOCH_KEYS <= set(rec) and rec["step"] == 4
+
+
+def test_torchvision_transform_mirrors_the_view():
+    from torchvision.transforms import v2
+    from fastssl_loader import ops
+    view = [ops.RandomResizedCrop(24, scale=(0.2, 1.0)), ops.RandomHorizontalFlip(),
+            ops.ColorJitter(0.4, 0.4, 0.2, 0.1, p=0.8), ops.RandomGrayscale(p=0.2),
+            ops.GaussianBlur("auto", p=0.5), ops.RandomSolarize(128, p=0.2), ops.Normalize()]
+    tf = tr.torchvision_transform(view)
+    names = [type(t).__name__ for t in tf.transforms]
+    assert names == ["ToImage", "RandomResizedCrop", "RandomHorizontalFlip", "RandomApply", "RandomGrayscale",
+                     "RandomApply", "RandomSolarize", "ToDtype", "Normalize"]
+    assert tuple(tf.transforms[5].transforms[0].kernel_size) == (3, 3)  # 2 * floor(0.05 * 24) + 1
+    x = tf(np.zeros((40, 50, 3), np.uint8))
+    assert x.shape == (3, 24, 24) and x.dtype == torch.float32
+    center = tr.torchvision_transform([ops.CenterCrop(20, resize=24), ops.Normalize()])
+    assert tuple(center(np.zeros((40, 50, 3), np.uint8)).shape) == (3, 20, 20)
+    assert isinstance(center.transforms[1], v2.Resize)
+
+
+def test_multicrop_and_shifted_evals(data: Path, tmp_path: Path):
+    out = tmp_path / "mc"
+    run(data, out, "--method", "vicreg", "--views", "dino", "--local-size", "16", "--n-local", "2",
+        "--alpha", "0.3", "--make-shifted-evals", "gray", "jpeg")
+    rec = [r for r in log_records(out) if r["type"] == "epoch"][0]
+    assert {"loss_gg", "loss_gl"} <= set(rec)
+    assert rec["loss"] == pytest.approx(0.3 * rec["loss_gg"] + 0.7 * rec["loss_gl"], rel=1e-4)
+    for name in ("test", "test-gray", "test-jpeg"):
+        assert f"{name}/knn_top1" in rec
+    mean = np.mean([rec[f"{n}/knn_top1"] for n in ("test", "test-gray", "test-jpeg")])
+    assert rec["knn_top1"] == pytest.approx(mean)
+
+
+def test_epochs_zero_evaluates_random_init(data: Path, tmp_path: Path):
+    out = tmp_path / "e0"
+    result = run(data, out, "--epochs", "0")
+    assert result["history"][0]["epoch"] == 0 and "knn_top1" in result["final"]
+    assert not (out / "checkpoint.pt").exists()
+
+
+def test_resume_gives_the_same_next_steps(data: Path, tmp_path: Path):
+    common = ("--method", "byol", "--epochs", "2", "--log-every", "1", "--eval-every", "100")
+    run(data, tmp_path / "full", *common)
+    run(data, tmp_path / "first", *common, "--stop-after", "1")
+    assert [r["epoch"] for r in log_records(tmp_path / "first") if r["type"] == "epoch"] == [1]
+    run(data, tmp_path / "resumed", *common, "--resume", str(tmp_path / "first" / "checkpoint.pt"))
+    full = {r["step"]: r["loss"] for r in log_records(tmp_path / "full") if r["type"] == "step"}
+    resumed = {r["step"]: r["loss"] for r in log_records(tmp_path / "resumed") if r["type"] == "step"}
+    assert sorted(resumed) == [5, 6, 7, 8]
+    for s, loss in resumed.items():
+        assert loss == pytest.approx(full[s], abs=1e-6), s
+
+
+def test_config_file_and_cli_override(data: Path, tmp_path: Path):
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text("method: barlow\nbarlow-lambda: 0.01\nepochs: 3\n")
+    args = tr.parse_args(["--config", str(cfg), "--epochs", "1"])
+    assert (args.method, args.barlow_lambda, args.epochs) == ("barlow", 0.01, 1)
+    cfg.write_text('{"no_such_option": 1}')
+    with pytest.raises(SystemExit):
+        tr.parse_args(["--config", str(cfg)])
+
+
+def test_bad_input_errors_name_the_problem(data: Path, tmp_path: Path):
+    with pytest.raises(FileNotFoundError, match="missing"):
+        run(tmp_path / "missing", tmp_path / "x")
+    with pytest.raises(ValueError, match="batch"):
+        run(data, tmp_path / "y", "--batch-size", "128")
+    with pytest.raises(FileNotFoundError, match="nope.pt"):
+        run(data, tmp_path / "z", "--resume", str(tmp_path / "nope.pt"))
