@@ -115,12 +115,12 @@ class DatasetReader:
         if self.storage[i] == fmt.STORAGE_RAW:
             return np.array(payload).reshape(height, width, 3)
         try:
-            image = jpeg.decode_jpeg(payload)
+            shape = jpeg.jpeg_shape(payload)
+            if shape != (height, width):  # checked first: never allocate what a corrupt header claims
+                raise ValueError(f"JPEG header says {shape}, index says {(height, width)}")
+            return jpeg.decode_jpeg(payload, out=np.empty((height, width, 3), np.uint8))
         except ValueError as exc:
             raise CorruptSampleError(i, str(exc), self.path) from None
-        if image.shape[:2] != (height, width):
-            raise CorruptSampleError(i, f"decoded {image.shape[:2]}, index says {(height, width)}", self.path)
-        return image
 
     def field(self, name: str) -> np.ndarray:
         """An extra per-sample field (or a base index column such as ``label``) as an [N, ...] array."""
