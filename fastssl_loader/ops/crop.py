@@ -1,0 +1,401 @@
+"""Geometry ops: RandomResizedCrop (training views) and Resize / CenterCrop (evaluation views).
+
+Resampling mirrors ``torch.nn.functional.interpolate(..., antialias=True)`` (PIL's algorithm), which is what
+``torchvision.transforms.v2.functional.resized_crop`` runs on uint8 tensors: a separable filter (triangle for
+bilinear, Keys cubic with a=-0.5 for bicubic) whose support is widened by the downscale factor, weights
+normalised to sum to one, taps limited to the source region, horizontal pass first, each pass rounded and
+clamped to uint8 levels (torch's native uint8 path does this too; it matters for bicubic overshoot). Unlike torchvision we
+never cut the source to an integer box first: the box is mapped into the (possibly DCT-downscaled) decoded
+image in float and the filter runs over that exact float region, so a 1/2-scale decode still gives nearly the
+same pixels as a full one. Cost per view: one horizontal pass over only the source rows that the vertical pass
+needs, one vertical pass, with the per-row/per-column weights computed once per sample.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Union
+
+import numba as nb
+import numpy as np
+
+from .. import rng
+from ..progressive import ProgressiveResolution
+from .base import GeometryOp
+
+SizeArg = Union[int, tuple[int, int], ProgressiveResolution]
+INTERPOLATIONS = ("bilinear", "bicubic")
+
+
+@nb.njit(nogil=True, cache=True)
+def _filter(x: float, cubic: bool, a: float) -> float:
+    """Triangle (bilinear) or Keys cubic kernel at distance ``x``."""
+    x = abs(x)
+    if cubic:
+        if x < 1.0:
+            return ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0
+        if x < 2.0:
+            return (((x - 5.0) * x + 8.0) * x - 4.0) * a
+        return 0.0
+    return 1.0 - x if x < 1.0 else 0.0
+
+
+@nb.njit(nogil=True, cache=True)
+def _to_level(v: float) -> np.float32:
+    """Round half up and clamp to [0, 255], as torch's uint8 resize does after each pass."""
+    v = math.floor(v + 0.5)
+    return np.float32(min(max(v, 0.0), 255.0))
+
+
+@nb.njit(nogil=True, cache=True)
+def axis_weights(start: float, length: float, out_size: int, lo: int, hi: int, cubic: bool, antialias: bool):
+    """Filter taps along one axis for ``out_size`` outputs covering source span ``[start, start + length)``.
+
+    Taps are limited to source indices ``[lo, hi)``. Returns ``(first, count, weights)``: output ``i`` is
+    ``sum_t weights[i, t] * src[first[i] + t]`` for ``t < count[i]``; ``count[i] == 0`` means the output lies
+    outside the source (zero padding).
+    """
+    scale = length / out_size
+    half = 2.0 if cubic else 1.0
+    a = -0.5 if antialias else -0.75
+    if antialias and scale > 1.0:
+        support = half * scale
+        inv = 1.0 / scale
+    else:
+        support = half
+        inv = 1.0
+    taps = int(math.ceil(support)) * 2 + 1
+    first = np.zeros(out_size, np.int64)
+    count = np.zeros(out_size, np.int64)
+    weights = np.zeros((out_size, taps), np.float32)
+    for i in range(out_size):
+        center = start + scale * (i + 0.5)
+        if center < lo or center > hi:
+            continue
+        j0 = max(int(center - support + 0.5), lo)
+        j1 = min(int(center + support + 0.5), hi)
+        total = 0.0
+        for j in range(j0, j1):
+            w = _filter((j - center + 0.5) * inv, cubic, a)
+            weights[i, j - j0] = w
+            total += w
+        if total == 0.0:
+            continue
+        for t in range(j1 - j0):
+            weights[i, t] = weights[i, t] / total
+        first[i] = j0
+        count[i] = j1 - j0
+    return first, count, weights
+
+
+@nb.njit(nogil=True, cache=True)
+def resize_region(src: np.ndarray, offset: int, src_h: int, src_w: int, y0: float, x0: float, hh: float,
+                  ww: float, y_lo: int, y_hi: int, x_lo: int, x_hi: int, cubic: bool, antialias: bool,
+                  out: np.ndarray) -> None:
+    """Resample the float region (y0, x0, hh, ww) of ``src[offset:]`` (src_h x src_w x 3) into ``out`` (H, W, 3).
+
+    Taps are clamped to rows ``[y_lo, y_hi)`` and columns ``[x_lo, x_hi)`` (the crop box for a crop, the whole
+    image for a resize); output pixels whose centre falls outside them are zero.
+    """
+    out_h, out_w = out.shape[0], out.shape[1]
+    fy, cy, wy = axis_weights(y0, hh, out_h, max(y_lo, 0), min(y_hi, src_h), cubic, antialias)
+    fx, cx, wx = axis_weights(x0, ww, out_w, max(x_lo, 0), min(x_hi, src_w), cubic, antialias)
+    row_first, row_end = _span(fy, cy)
+    flat_out = out.reshape(out_h, out_w * 3)
+    if row_end <= row_first or _span(fx, cx)[1] <= _span(fx, cx)[0]:
+        flat_out[:, :] = 0
+        return
+    # horizontal pass, only over the source rows the vertical pass reads
+    tmp = np.empty((row_end - row_first, out_w * 3), np.float32)
+    for r in range(row_first, row_end):
+        base = offset + r * src_w * 3
+        trow = tmp[r - row_first]
+        for ox in range(out_w):
+            a0 = np.float32(0.0)
+            a1 = np.float32(0.0)
+            a2 = np.float32(0.0)
+            p = base + fx[ox] * 3
+            for t in range(cx[ox]):
+                w = wx[ox, t]
+                a0 += w * np.float32(src[p])
+                a1 += w * np.float32(src[p + 1])
+                a2 += w * np.float32(src[p + 2])
+                p += 3
+            trow[ox * 3] = _to_level(a0)
+            trow[ox * 3 + 1] = _to_level(a1)
+            trow[ox * 3 + 2] = _to_level(a2)
+    # vertical pass, accumulating whole rows so the inner loop vectorises
+    acc = np.empty(out_w * 3, np.float32)
+    for oy in range(out_h):
+        orow = flat_out[oy]
+        if cy[oy] == 0:
+            orow[:] = 0
+            continue
+        acc[:] = 0.0
+        for t in range(cy[oy]):
+            w = wy[oy, t]
+            trow = tmp[fy[oy] - row_first + t]
+            for k in range(out_w * 3):
+                acc[k] += w * trow[k]
+        for k in range(out_w * 3):
+            orow[k] = np.uint8(_to_level(acc[k]))
+
+
+@nb.njit(nogil=True, cache=True)
+def _span(first: np.ndarray, count: np.ndarray) -> tuple[int, int]:
+    """[start, end) of the source indices that any output with taps reads (empty when none has taps)."""
+    start = np.int64(2 ** 62)
+    end = np.int64(0)
+    for i in range(first.shape[0]):
+        if count[i] > 0:
+            start = min(start, first[i])
+            end = max(end, first[i] + count[i])
+    return start, end
+
+
+@nb.njit(nogil=True, cache=True)
+def apply_box(src: np.ndarray, offset: int, src_h: int, src_w: int, stored_h: int, stored_w: int,
+              params: np.ndarray, out: np.ndarray, clamp_to_box: bool, cubic: bool, antialias: bool) -> None:
+    """Resample the box ``params[0:4]`` = (top, left, height, width), given in stored-image coordinates.
+
+    The box is mapped into the decoded image by ``src / stored`` in float. ``clamp_to_box`` limits the filter
+    taps to the box (a crop, like torchvision's crop-then-resize); otherwise to the whole image (a resize of
+    the whole image followed by a crop).
+    """
+    sy = src_h / stored_h
+    sx = src_w / stored_w
+    y0 = params[0] * sy
+    x0 = params[1] * sx
+    hh = params[2] * sy
+    ww = params[3] * sx
+    if clamp_to_box:
+        resize_region(src, offset, src_h, src_w, y0, x0, hh, ww, int(math.floor(y0 + 1e-6)),
+                      int(math.ceil(y0 + hh - 1e-6)), int(math.floor(x0 + 1e-6)), int(math.ceil(x0 + ww - 1e-6)),
+                      cubic, antialias, out)
+    else:
+        resize_region(src, offset, src_h, src_w, y0, x0, hh, ww, 0, src_h, 0, src_w, cubic, antialias, out)
+
+
+@nb.njit(nogil=True, cache=True)
+def sample_rrc(state: np.ndarray, height: int, width: int, scale_lo: float, scale_hi: float, ratio_lo: float,
+               ratio_hi: float, params: np.ndarray) -> None:
+    """torchvision ``RandomResizedCrop.get_params``: writes (top, left, height, width) into ``params[0:4]``."""
+    area = height * width
+    log_lo = math.log(ratio_lo)
+    log_hi = math.log(ratio_hi)
+    for _ in range(10):
+        target_area = area * rng.uniform(state, scale_lo, scale_hi)
+        aspect = math.exp(rng.uniform(state, log_lo, log_hi))
+        w = int(round(math.sqrt(target_area * aspect)))
+        h = int(round(math.sqrt(target_area / aspect)))
+        if 0 < w <= width and 0 < h <= height:
+            params[0] = rng.randint(state, 0, height - h + 1)
+            params[1] = rng.randint(state, 0, width - w + 1)
+            params[2] = h
+            params[3] = w
+            return
+    in_ratio = width / height
+    if in_ratio < ratio_lo:
+        w = width
+        h = int(round(w / ratio_lo))
+    elif in_ratio > ratio_hi:
+        h = height
+        w = int(round(h * ratio_hi))
+    else:
+        w = width
+        h = height
+    params[0] = (height - h) // 2
+    params[1] = (width - w) // 2
+    params[2] = h
+    params[3] = w
+
+
+def _parse_size(size: SizeArg | None, name: str, op: str) -> tuple[int, int] | ProgressiveResolution:
+    """Validate a size argument: int, (h, w) or ProgressiveResolution."""
+    if isinstance(size, ProgressiveResolution):
+        return size
+    if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
+        size = (int(size), int(size))
+    if (not isinstance(size, (tuple, list)) or len(size) != 2
+            or not all(isinstance(s, (int, np.integer)) and not isinstance(s, bool) for s in size)):
+        raise ValueError(f"{op}: {name} must be an int, an (height, width) pair of ints"
+                         f"{' or a ProgressiveResolution' if op == 'RandomResizedCrop' else ''}, got {size!r}")
+    if size[0] <= 0 or size[1] <= 0:
+        raise ValueError(f"{op}: {name} must be positive, got {tuple(size)!r}")
+    return int(size[0]), int(size[1])
+
+
+def _check_interpolation(op: str, interpolation: str) -> None:
+    if interpolation not in INTERPOLATIONS:
+        raise ValueError(f"{op}: interpolation must be one of {INTERPOLATIONS}, got {interpolation!r}")
+
+
+class RandomResizedCrop(GeometryOp):
+    """torchvision ``RandomResizedCrop``: random area fraction and log-uniform aspect ratio, then resize.
+
+    ``size`` is an int, (h, w) or a :class:`ProgressiveResolution`. Parameters (top, left, height, width) are
+    drawn exactly as ``RandomResizedCrop.get_params`` (10 attempts, Python rounding, centred ratio-clamped
+    fallback) from the (seed, epoch, sample, view) stream; resampling follows ``resized_crop`` with
+    ``antialias=True`` (see the module docstring).
+    """
+
+    param_names = ("top", "left", "height", "width")
+
+    def __init__(self, size: SizeArg, scale: tuple[float, float] = (0.08, 1.0),
+                 ratio: tuple[float, float] = (3 / 4, 4 / 3), interpolation: str = "bilinear",
+                 antialias: bool = True) -> None:
+        self.size = _parse_size(size, "size", "RandomResizedCrop")
+        if len(scale) != 2 or not 0 < scale[0] <= scale[1] <= 1:
+            raise ValueError(f"RandomResizedCrop: scale must be (min, max) with 0 < min <= max <= 1, got {scale!r}")
+        if len(ratio) != 2 or not 0 < ratio[0] <= ratio[1]:
+            raise ValueError(f"RandomResizedCrop: ratio must be (min, max) with 0 < min <= max, got {ratio!r}")
+        _check_interpolation("RandomResizedCrop", interpolation)
+        self.scale = (float(scale[0]), float(scale[1]))
+        self.ratio = (float(ratio[0]), float(ratio[1]))
+        self.interpolation = interpolation
+        self.antialias = bool(antialias)
+
+    def output_size(self, epoch: int) -> tuple[int, int]:
+        if isinstance(self.size, ProgressiveResolution):
+            side = self.size(epoch)
+            return side, side
+        return self.size
+
+    @property
+    def max_output_size(self) -> tuple[int, int]:
+        if isinstance(self.size, ProgressiveResolution):
+            return self.size.max, self.size.max
+        return self.size
+
+    def crop_box_columns(self) -> tuple[int, int, int, int]:
+        return 0, 1, 2, 3
+
+    def make_sampler(self) -> Callable:
+        s_lo, s_hi = self.scale
+        r_lo, r_hi = self.ratio
+
+        @nb.njit(nogil=True)
+        def sample(state, height, width, params):
+            sample_rrc(state, height, width, s_lo, s_hi, r_lo, r_hi, params)
+
+        return sample
+
+    def make_kernel(self) -> Callable:
+        cubic = self.interpolation == "bicubic"
+        antialias = self.antialias
+
+        @nb.njit(nogil=True)
+        def apply(src, offset, src_h, src_w, stored_h, stored_w, params, out):
+            apply_box(src, offset, src_h, src_w, stored_h, stored_w, params, out, True, cubic, antialias)
+
+        return apply
+
+
+@nb.njit(nogil=True, cache=True)
+def resized_center_box(height: int, width: int, resize_h: int, resize_w: int, shorter: int, crop_h: int,
+                       crop_w: int, params: np.ndarray) -> None:
+    """Box (in stored coordinates, float) of ``Resize`` then ``CenterCrop`` with torchvision's rounding.
+
+    ``shorter > 0``: resize the shorter side to it (longer = int(shorter * long / short)); else resize to
+    (resize_h, resize_w), where 0 means no resize. Crops larger than the resized image are centred the way
+    torchvision pads them (zeros around the image).
+    """
+    if shorter > 0:
+        if height <= width:
+            rh = shorter
+            rw = int(shorter * width / height)
+        else:
+            rw = shorter
+            rh = int(shorter * height / width)
+    elif resize_h > 0:
+        rh = resize_h
+        rw = resize_w
+    else:
+        rh = height
+        rw = width
+    ch = crop_h if crop_h > 0 else rh
+    cw = crop_w if crop_w > 0 else rw
+    top = -((ch - rh) // 2) if ch > rh else int(round((rh - ch) / 2.0))
+    left = -((cw - rw) // 2) if cw > rw else int(round((rw - cw) / 2.0))
+    sy = height / rh
+    sx = width / rw
+    params[0] = top * sy
+    params[1] = left * sx
+    params[2] = ch * sy
+    params[3] = cw * sx
+
+
+class Resize(GeometryOp):
+    """Evaluation geometry: torchvision ``Resize(size)`` optionally followed by ``CenterCrop(crop)``, in one op.
+
+    A view allows one geometry op, so resize and centre crop are fused: ``Resize(256, crop=224)`` equals
+    ``v2.Compose([v2.Resize(256), v2.CenterCrop(224)])`` and ``CenterCrop(224, resize=256)`` is the same op.
+    ``size`` int resizes the shorter side (torchvision semantics), (h, w) resizes exactly, None keeps the image.
+    Without ``crop`` the output size is only known per image, so ``Resize`` alone needs an (h, w) ``size``.
+    Only the pixels kept by the crop are computed (filter over the whole image, evaluated at the crop).
+    """
+
+    param_names = ("top", "left", "height", "width")
+
+    def __init__(self, size: int | tuple[int, int] | None, crop: int | tuple[int, int] | None = None,
+                 interpolation: str = "bilinear", antialias: bool = True) -> None:
+        op = type(self).__name__
+        if size is None and crop is None:
+            raise ValueError(f"{op}: give a resize size, a crop size or both")
+        self._shorter = 0
+        self._resize = (0, 0)
+        if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
+            self._shorter = _parse_size(size, "size", op)[0]
+        elif size is not None:
+            self._resize = _parse_size(size, "size", op)
+        self._crop = _parse_size(crop, "crop", op) if crop is not None else (0, 0)
+        if crop is None and self._shorter:
+            raise ValueError(f"{op}: Resize({size}) alone has an image-dependent output size; pass crop= too "
+                             f"(e.g. crop={size}) or an exact (height, width) size")
+        _check_interpolation(op, interpolation)
+        self.size = size
+        self.crop = crop
+        self.interpolation = interpolation
+        self.antialias = bool(antialias)
+
+    def output_size(self, epoch: int) -> tuple[int, int]:
+        return self._crop if self._crop != (0, 0) else self._resize
+
+    @property
+    def max_output_size(self) -> tuple[int, int]:
+        return self.output_size(0)
+
+    def crop_box_columns(self) -> tuple[int, int, int, int]:
+        return 0, 1, 2, 3
+
+    def make_sampler(self) -> Callable:
+        shorter = self._shorter
+        rh, rw = self._resize
+        ch, cw = self._crop
+
+        @nb.njit(nogil=True)
+        def sample(state, height, width, params):
+            resized_center_box(height, width, rh, rw, shorter, ch, cw, params)
+
+        return sample
+
+    def make_kernel(self) -> Callable:
+        cubic = self.interpolation == "bicubic"
+        antialias = self.antialias
+
+        @nb.njit(nogil=True)
+        def apply(src, offset, src_h, src_w, stored_h, stored_w, params, out):
+            apply_box(src, offset, src_h, src_w, stored_h, stored_w, params, out, False, cubic, antialias)
+
+        return apply
+
+
+class CenterCrop(Resize):
+    """torchvision ``CenterCrop(size)`` (zero padding when the image is smaller), optionally after a resize.
+
+    ``CenterCrop(224, resize=256)`` is ``Resize(256, crop=224)``; ``CenterCrop(32)`` alone copies the centre
+    32 x 32 pixels exactly (CIFAR evaluation).
+    """
+
+    def __init__(self, size: int | tuple[int, int], resize: int | tuple[int, int] | None = None,
+                 interpolation: str = "bilinear", antialias: bool = True) -> None:
+        super().__init__(resize, crop=size, interpolation=interpolation, antialias=antialias)

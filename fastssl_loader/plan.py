@@ -1,0 +1,224 @@
+"""ViewPlan: one view's op list compiled into two Numba kernels, ``sample`` and ``apply``, over n samples.
+
+The op kernels are composed without per-op Python calls: the plan writes the source text of a small driver
+that calls each op's sampler (or kernel) in list order on its slice of the parameter row, and compiles it
+with the op functions as its globals. Each driver is one Numba function per distinct view, compiled once per
+process on first use (``nogil=True``; the heavy op kernels it calls are ``cache=True``, the generated driver
+cannot be cached because it has no source file). The output size is a runtime argument (the shape of the
+output array), so a :class:`~fastssl_loader.progressive.ProgressiveResolution` schedule never recompiles.
+
+apply = geometry kernel into an (H, W, 3) uint8 working image, each pixel op in place, then one store pass
+writing ``out[i]`` as CHW: uint8 as is, or float32 ``(x / 255 - mean) / std`` (``x / 255`` without Normalize).
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numba as nb
+import numpy as np
+
+from . import rng
+from .ops.base import GeometryOp, Op, PixelOp
+from .ops.normalize import Normalize
+
+
+@nb.njit(nogil=True, cache=True)
+def store_uint8(work: np.ndarray, out: np.ndarray, scale: np.ndarray, shift: np.ndarray) -> None:
+    """Copy the HWC working image into CHW ``out`` unchanged (the GPU normalises later)."""
+    h, w = work.shape[0], work.shape[1]
+    for c in range(3):
+        for y in range(h):
+            for x in range(w):
+                out[c, y, x] = work[y, x, c]
+
+
+@nb.njit(nogil=True, cache=True)
+def store_float(work: np.ndarray, out: np.ndarray, scale: np.ndarray, shift: np.ndarray) -> None:
+    """Write CHW ``out = work * scale + shift`` per channel, i.e. ``(x / 255 - mean) / std`` fused in one pass."""
+    h, w = work.shape[0], work.shape[1]
+    for c in range(3):
+        a = scale[c]
+        b = shift[c]
+        for y in range(h):
+            for x in range(w):
+                out[c, y, x] = work[y, x, c] * a + b
+
+
+_STORES = {np.dtype(np.uint8): store_uint8, np.dtype(np.float32): store_float}
+
+
+def _driver_source(n_pixel_ops: int, bounds: list[int]) -> tuple[str, str]:
+    """Source text of the sample and apply drivers for a view with ``n_pixel_ops`` pixel ops.
+
+    ``bounds[k]:bounds[k + 1]`` is op k's slice of the parameter row (op 0 = geometry).
+    """
+    sample_lines = [
+        "def sample_all(sample_ids, heights, widths, seed, epoch, view, params):",
+        "    for i in range(sample_ids.shape[0]):",
+        "        state = new_state(seed, epoch, sample_ids[i], view)",
+        "        row = params[i]",
+        f"        geometry_sample(state, heights[i], widths[i], row[{bounds[0]}:{bounds[1]}])",
+    ]
+    apply_lines = [
+        "def apply_all(src, offsets, src_heights, src_widths, heights, widths, params, out, scale, shift):",
+        "    work = np.empty((out.shape[2], out.shape[3], 3), np.uint8)",
+        "    for i in range(offsets.shape[0]):",
+        "        row = params[i]",
+        f"        geometry_apply(src, offsets[i], src_heights[i], src_widths[i], heights[i], widths[i],"
+        f" row[{bounds[0]}:{bounds[1]}], work)",
+    ]
+    for k in range(1, n_pixel_ops + 1):
+        cols = f"row[{bounds[k]}:{bounds[k + 1]}]"
+        sample_lines.append(f"        sample_{k}(state, {cols})")
+        apply_lines.append(f"        kernel_{k}(work, {cols})")
+    apply_lines.append("        store(work, out[i], scale, shift)")
+    return "\n".join(sample_lines) + "\n", "\n".join(apply_lines) + "\n"
+
+
+def _compile(source: str, name: str, namespace: dict) -> Callable:
+    """exec ``source`` with ``namespace`` as globals and return its function ``name`` as an njit dispatcher."""
+    exec(compile(source, f"<fastssl_loader.plan {name}>", "exec"), namespace)
+    return nb.njit(nogil=True)(namespace[name])
+
+
+def _unique_names(names: list[str]) -> list[str]:
+    """Suffix repeated column names (two ops of one kind) with ``_2``, ``_3``... so every column has one name."""
+    seen: dict[str, int] = {}
+    result = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        result.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
+    return result
+
+
+class ViewPlan:
+    """One view (a list of ops) compiled into ``sample`` and ``apply`` kernels over n samples.
+
+    Thread-safe: the kernels keep no state and release the GIL, so loader threads call them concurrently.
+    """
+
+    def __init__(self, ops: Sequence[Op], view_index: int) -> None:
+        ops = list(ops)
+        if isinstance(view_index, bool) or not isinstance(view_index, (int, np.integer)) or view_index < 0:
+            raise ValueError(f"ViewPlan: view_index must be an int >= 0, got {view_index!r}")
+        if not ops:
+            raise ValueError("ViewPlan: a view needs at least a geometry op (e.g. RandomResizedCrop)")
+        for k, op in enumerate(ops):
+            if not isinstance(op, Op):
+                raise TypeError(f"ViewPlan: op {k} of view {view_index} is {op!r}, not a fastssl_loader op")
+        if not isinstance(ops[0], GeometryOp):
+            raise ValueError(f"ViewPlan: view {view_index} must start with a geometry op (RandomResizedCrop, "
+                             f"Resize or CenterCrop), got {ops[0]!r}")
+        normalize = None
+        if isinstance(ops[-1], Normalize):
+            normalize = ops.pop()
+        for k, op in enumerate(ops[1:], start=1):
+            if isinstance(op, GeometryOp):
+                raise ValueError(f"ViewPlan: view {view_index} has a second geometry op at position {k} ({op!r}); "
+                                 "only one is allowed, first (use Resize(size, crop=...) to resize and crop)")
+            if isinstance(op, Normalize):
+                raise ValueError(f"ViewPlan: Normalize must be the last op of view {view_index}, found at position {k}")
+            if not isinstance(op, PixelOp):
+                raise TypeError(f"ViewPlan: op {k} of view {view_index} ({op!r}) is neither a GeometryOp nor a PixelOp")
+        self.ops: list[Op] = ops + ([normalize] if normalize is not None else [])
+        self.view_index = int(view_index)
+        self.geometry: GeometryOp = ops[0]
+        self.pixel_ops: list[PixelOp] = list(ops[1:])
+        self.normalize: tuple[tuple[float, ...], tuple[float, ...]] | None = (
+            (normalize.mean, normalize.std) if normalize is not None else None)
+
+        bounds = [0]
+        for op in ops:
+            bounds.append(bounds[-1] + len(op.param_names))
+        self._bounds = bounds
+        self.param_names: list[str] = _unique_names([name for op in ops for name in op.param_names])
+        self.num_params: int = bounds[-1]
+        box = self.geometry.crop_box_columns()
+        self._box_columns = [bounds[0] + c for c in box]
+
+        mean = np.array(self.normalize[0] if self.normalize else (0.0, 0.0, 0.0), np.float64)
+        std = np.array(self.normalize[1] if self.normalize else (1.0, 1.0, 1.0), np.float64)
+        self._scale = (1.0 / (255.0 * std)).astype(np.float32)
+        self._shift = (-mean / std).astype(np.float32)
+
+        sample_src, apply_src = _driver_source(len(self.pixel_ops), bounds)
+        namespace: dict = {"np": np, "new_state": rng.new_state,
+                           "geometry_sample": self.geometry.make_sampler(),
+                           "geometry_apply": self.geometry.make_kernel()}
+        for k, op in enumerate(self.pixel_ops, start=1):
+            namespace[f"sample_{k}"] = op.make_sampler()
+            namespace[f"kernel_{k}"] = op.make_kernel()
+        self._sample = _compile(sample_src, "sample_all", dict(namespace))
+        self._apply = {dtype: _compile(apply_src, "apply_all", dict(namespace, store=store))
+                       for dtype, store in _STORES.items()}
+
+    def output_size(self, epoch: int) -> tuple[int, int]:
+        """(H, W) of this view at ``epoch`` (follows a ProgressiveResolution schedule; no recompilation)."""
+        return self.geometry.output_size(epoch)
+
+    @property
+    def max_output_size(self) -> tuple[int, int]:
+        """Largest (H, W) over all epochs, for buffers allocated once."""
+        return self.geometry.max_output_size
+
+    def sample(self, sample_ids: np.ndarray, heights: np.ndarray, widths: np.ndarray, seed: int, epoch: int,
+               params: np.ndarray) -> None:
+        """Draw every random parameter of this view for n samples into ``params`` (float64 [n, P]).
+
+        Sample i's draws come only from the stream (seed, epoch, sample_ids[i], view_index); crop boxes are in
+        stored-image coordinates (heights x widths).
+        """
+        n = len(sample_ids)
+        if params.shape != (n, self.num_params) or params.dtype != np.float64:
+            raise ValueError(f"ViewPlan.sample: params must be float64 [{n}, {self.num_params}], "
+                             f"got {params.dtype} {params.shape}")
+        if len(heights) != n or len(widths) != n:
+            raise ValueError(f"ViewPlan.sample: sample_ids, heights, widths lengths differ "
+                             f"({n}, {len(heights)}, {len(widths)})")
+        if n and (np.min(heights) <= 0 or np.min(widths) <= 0):
+            bad = int(np.flatnonzero((np.asarray(heights) <= 0) | (np.asarray(widths) <= 0))[0])
+            raise ValueError(f"ViewPlan.sample: sample {int(sample_ids[bad])} has an empty image "
+                             f"({int(heights[bad])} x {int(widths[bad])})")
+        self._sample(np.ascontiguousarray(sample_ids, np.int64), np.ascontiguousarray(heights, np.int64),
+                     np.ascontiguousarray(widths, np.int64), int(seed), int(epoch), self.view_index, params)
+
+    def crop_boxes(self, params: np.ndarray) -> np.ndarray:
+        """int64 [n, 4] (top, left, height, width) in stored-image coordinates, rounded outwards to cover the
+        region the geometry kernel reads (exact for RandomResizedCrop, whose boxes are integers)."""
+        box = params[:, self._box_columns]
+        top = np.floor(box[:, 0] + 1e-6)
+        left = np.floor(box[:, 1] + 1e-6)
+        bottom = np.ceil(box[:, 0] + box[:, 2] - 1e-6)
+        right = np.ceil(box[:, 1] + box[:, 3] - 1e-6)
+        return np.stack([top, left, bottom - top, right - left], axis=1).astype(np.int64)
+
+    def apply(self, src: np.ndarray, offsets: np.ndarray, src_heights: np.ndarray, src_widths: np.ndarray,
+              heights: np.ndarray, widths: np.ndarray, params: np.ndarray, out: np.ndarray, epoch: int) -> None:
+        """Render n samples into ``out`` [n, 3, H, W] (uint8, or float32 normalised) at ``epoch``'s size.
+
+        ``src[offsets[i]:]`` holds sample i as a C-order src_heights[i] x src_widths[i] x 3 uint8 image, possibly
+        a DCT-downscaled decode of the stored heights[i] x widths[i] image.
+        """
+        n = len(offsets)
+        kernel = self._apply.get(out.dtype)
+        if kernel is None:
+            raise ValueError(f"ViewPlan.apply: out dtype must be uint8 or float32, got {out.dtype}")
+        size = self.output_size(epoch)
+        if out.ndim != 4 or out.shape[0] != n or out.shape[1] != 3 or tuple(out.shape[2:]) != size:
+            raise ValueError(f"ViewPlan.apply: out must be [{n}, 3, {size[0]}, {size[1]}] for view "
+                             f"{self.view_index} at epoch {epoch}, got {list(out.shape)}")
+        if params.shape != (n, self.num_params):
+            raise ValueError(f"ViewPlan.apply: params must be [{n}, {self.num_params}], got {params.shape}")
+        if src.dtype != np.uint8 or src.ndim != 1:
+            raise ValueError(f"ViewPlan.apply: src must be a 1-D uint8 array, got {src.dtype} {src.shape}")
+        ends = np.asarray(offsets) + np.asarray(src_heights) * np.asarray(src_widths) * 3
+        if n and (np.min(offsets) < 0 or np.max(ends) > src.shape[0]):
+            bad = int(np.flatnonzero((np.asarray(offsets) < 0) | (ends > src.shape[0]))[0])
+            raise ValueError(f"ViewPlan.apply: image {bad} (offset {int(offsets[bad])}, "
+                             f"{int(src_heights[bad])} x {int(src_widths[bad])}) lies outside src ({src.shape[0]} bytes)")
+        kernel(src, np.ascontiguousarray(offsets, np.int64), np.ascontiguousarray(src_heights, np.int64),
+               np.ascontiguousarray(src_widths, np.int64), np.ascontiguousarray(heights, np.int64),
+               np.ascontiguousarray(widths, np.int64), params, out, self._scale, self._shift)
+
+    def __repr__(self) -> str:
+        return f"ViewPlan(view_index={self.view_index}, ops={self.ops!r})"
