@@ -8,6 +8,7 @@ re-opened in the receiving process).
 """
 from __future__ import annotations
 
+import operator
 import os
 from pathlib import Path
 from typing import Any
@@ -94,8 +95,8 @@ class DatasetReader:
     def _sample(self, i: Any) -> int:
         n = len(self)
         try:
-            i = int(i)
-        except (TypeError, ValueError):
+            i = operator.index(i)
+        except TypeError:
             raise TypeError(f"sample index must be an integer, got {i!r}") from None
         if not -n <= i < n:
             raise IndexError(f"sample index {i} out of range for {n} samples")
