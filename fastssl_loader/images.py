@@ -126,7 +126,7 @@ def _is_plain_jpeg(data: bytes) -> bool:
 
 def _from_pil(pil: Image.Image, name: str) -> np.ndarray:
     try:
-        pil = ImageOps.exif_transpose(pil) or pil
+        pil = ImageOps.exif_transpose(pil)
         if pil.mode in _SIXTEEN_BIT_MODES:
             return _from_array(np.clip(np.asarray(pil), 0, 65535).astype(np.uint16), name)
         if pil.mode == "F":

@@ -34,7 +34,8 @@ class DatasetReader:
         if file_size < fmt.HEADER_SIZE:
             raise DatasetFormatError(f"{self.path}: file too short ({file_size} bytes) to be a dataset")
         try:
-            self.data: np.ndarray = np.memmap(self.path, dtype=np.uint8, mode="r")
+            # a plain read-only ndarray view of the map: cheaper to slice than np.memmap, Numba-friendly
+            self.data: np.ndarray = np.memmap(self.path, dtype=np.uint8, mode="r").view(np.ndarray)
             header = fmt.Header.unpack(self.data[: fmt.HEADER_SIZE].tobytes(), file_size)
             self.schema: dict[str, Any] = self._read_schema(header)
             self.index: np.ndarray = self._read_index(header)

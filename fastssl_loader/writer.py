@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
+from tqdm import tqdm
 
 from . import __version__, format as fmt, jpeg
 from .images import SourceImageError, cap_resolution, capped_shape, load_image
@@ -176,8 +177,6 @@ def _extras(values: Any, index: int, settings: _Settings) -> tuple[np.ndarray, .
 def _write_file(out: Any, samples: Sequence[Any], settings: _Settings, workers: int, on_error: str,
                 description: Any, progress: bool) -> tuple[int, list[tuple[int, str]], dict[str, int]]:
     """Stream payloads into ``out`` in sample order, then schema, index and header."""
-    from tqdm import tqdm
-
     n = len(samples)
     extra_entries = [{"name": name, "dtype": dt.str, "shape": list(shape)}
                      for name, dt, shape in settings.extra_fields]
