@@ -36,6 +36,7 @@ from .images import SourceImageError, cap_resolution, capped_shape, load_image
 
 MODES = ("auto", "raw", "jpeg", "passthrough")
 AUTO_RAW_MAX_PIXELS = 64 * 64
+SMALL_DATASET = 256  # num_workers=None encodes fewer samples than this in the calling process
 
 
 @dataclass
@@ -95,7 +96,8 @@ def write_dataset(
     ``samples[i]`` returns ``(image, label)`` or, with ``extra_fields``, ``(image, label, {name: value})``;
     ``image`` is a PIL image, an H x W[ x C] uint8/uint16 array, a file path or encoded bytes.
     ``extra_fields`` maps a name to a dtype or ``(dtype, shape)`` of a fixed-shape per-sample field.
-    ``num_workers``: worker processes (None: one per CPU; 0: encode in this process).
+    ``num_workers``: worker processes (None: one per CPU, or none below SMALL_DATASET samples; 0: encode
+    in this process).
     ``on_error``: ``"raise"`` (error naming the sample and file) or ``"skip"`` (listed in the report).
     ``description``: any JSON-serialisable value stored in the schema (e.g. the class names).
     """
@@ -106,7 +108,9 @@ def write_dataset(
     path = Path(path)
     if not path.parent.is_dir():
         raise FileNotFoundError(f"destination folder {path.parent} does not exist")
-    workers = _default_workers() if num_workers is None else num_workers
+    workers = num_workers
+    if workers is None:  # a pool's start-up costs more than it saves on a few hundred images
+        workers = 0 if len(samples) < SMALL_DATASET else _default_workers()
     start = time.perf_counter()
     tmp_name = path.with_name(f"{path.name}.tmp{secrets.token_hex(6)}")
     fd = os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies, as for open()
@@ -156,7 +160,7 @@ def encode_sample(item: Any, index: int, settings: _Settings) -> _Encoded:
 
 def _extras(values: Any, index: int, settings: _Settings) -> tuple[np.ndarray, ...]:
     if not settings.extra_fields:
-        if values:
+        if values is not None:
             raise ValueError(f"sample {index}: has extra values but write_dataset got no extra_fields")
         return ()
     if not isinstance(values, Mapping):
