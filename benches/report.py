@@ -157,7 +157,7 @@ def _config_text(config: dict[str, Any], skip: tuple[str, ...] = ()) -> str:
 def format_table(figures: list[Figure], references: dict[str, float] | None = None) -> str:
     """A plain-text table, one row per figure; ``references`` adds 'x<name>' ratio columns."""
     references = references or {}
-    header = ["group", "loader", "config", "img/s", "min-max", "epoch s", "warm-up s", "RSS MiB"]
+    header = ["group", "loader", "config", "img/s", "min-max", "epoch s", "warm-up s", "compile s", "RSS MiB"]
     header += [f"x {name}" for name in references]
     rows = [header]
     for f in figures:
@@ -165,6 +165,7 @@ def format_table(figures: list[Figure], references: dict[str, float] | None = No
         row = [f.group, f.loader, _config_text(f.config), f"{f.images_per_s:,.0f}",
                f"{min(rates, default=0):,.0f}-{max(rates, default=0):,.0f}",
                f"{statistics.median(f.epoch_s):.2f}" if f.epoch_s else "-", f"{f.warmup_s:.2f}",
+               f"{f.compile_s:.2f}" if f.compile_s is not None else "-",
                f"{f.peak_rss_mb:,.0f}" if f.peak_rss_mb else "-"]
         row += [f"{f.images_per_s / ref:.2f}" if ref else "-" for ref in references.values()]
         rows.append(row)

@@ -1,0 +1,392 @@
+"""``python -m benches``: the SSL augmentation ladder, fastssl_loader against torchvision (and FFCV), end to end.
+
+With no ``--data`` it builds the default dataset offline (photo-like synthetic JPEGs, see
+``benches/synthetic_data.py``; NOT ImageNet), converts it, measures the JPEG decode limit and runs the ladder
+(two BYOL views at 224 px, rungs 1-5) for our loader and torchvision's DataLoader. It prints a table and writes
+``<out>/bench.json`` (every figure + machine description) and ``<out>/ladder.png``.
+
+Default: about 1000 images, 2 measured epochs, JPEG and raw storage: a few minutes on 2 cores.
+``--quick``: a smoke run (128 images, 1 epoch, rungs 1 and 5). ``--full``: 3 epochs, all storages, 224 and 160 px,
+DINO multi-crop, worker scaling, FFCV, op costs. Any option given explicitly overrides these presets.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from benches import ladder
+from benches.report import Figure, format_table, machine_description, plot_ladder, write_json
+
+LOADERS = ("fastssl", "torchvision", "ffcv")
+STORAGES = ("jpeg", "raw", "auto")
+PRESETS: dict[str, dict[str, Any]] = {
+    "quick": dict(images=128, epochs=1, rungs=[1, 5], storage=["jpeg"], sizes=[224], batch_size=64,
+                  scaling=False, dino=False, op_costs=False, decode_passes=1),
+    "default": dict(images=1000, epochs=2, rungs=[1, 2, 3, 4, 5], storage=["jpeg", "raw"], sizes=[224],
+                    batch_size=256, scaling=False, dino=False, op_costs=False, decode_passes=3),
+    "full": dict(images=3000, epochs=3, rungs=[1, 2, 3, 4, 5], storage=list(STORAGES), sizes=[224, 160],
+                 batch_size=256, scaling=True, dino=True, op_costs=True, decode_passes=3),
+}
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _choice_list(choices: tuple[str, ...]) -> Any:
+    def parse(text: str) -> list[str]:
+        items = [x for x in text.split(",") if x]
+        bad = [x for x in items if x not in choices]
+        if bad or not items:
+            raise argparse.ArgumentTypeError(f"choose from {','.join(choices)}; got {text!r}")
+        return items
+    return parse
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m benches", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", type=Path, help="ImageFolder (class sub-folders), flat folder of JPEGs (one class "
+                   "per file-name prefix), or an existing converted .fssl file. Default: the synthetic dataset")
+    p.add_argument("--work-dir", type=Path, default=Path("~/.cache/fastssl_loader/bench").expanduser(),
+                   help="cache for the synthetic dataset and converted files (default: %(default)s)")
+    p.add_argument("--out", type=Path, default=Path("bench_results"), help="where JSON and PNG go")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true", help="smoke run: tiny data, 1 epoch, rungs 1 and 5")
+    mode.add_argument("--full", action="store_true", help="everything: all storages, sizes, scaling, DINO")
+    p.add_argument("--images", type=int, help="synthetic dataset size, or use the first N images of --data")
+    p.add_argument("--epochs", type=int, help="measured epochs per figure (median reported), after 1 warm-up")
+    p.add_argument("--rungs", type=_int_list, help="ladder rungs, e.g. 1,5 (1 crop+flip ... 5 +jitter)")
+    p.add_argument("--loaders", type=_choice_list(LOADERS), default=list(LOADERS),
+                   help="subset of fastssl,torchvision,ffcv (ffcv runs only where importable or --ffcv-python)")
+    p.add_argument("--variants", type=_choice_list(("v1-pil", "v2-tensor")), default=["v1-pil", "v2-tensor"],
+                   help="torchvision variants")
+    p.add_argument("--storage", type=_choice_list(STORAGES), help="our storage modes: jpeg,raw,auto")
+    p.add_argument("--sizes", type=_int_list, help="output sides; the first is the ladder's, others: rungs 1/5")
+    p.add_argument("--workers", type=int, default=None, help="worker threads/processes (default: usable cores)")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--scaling", action=argparse.BooleanOptionalAction, help="images/s for 1..N workers")
+    p.add_argument("--dino", action=argparse.BooleanOptionalAction, help="DINO multi-crop 2x224 + 6x96")
+    p.add_argument("--op-costs", action=argparse.BooleanOptionalAction, help="run benches.op_costs too")
+    p.add_argument("--max-resolution", type=int, default=512, help="conversion: longest stored side")
+    p.add_argument("--jpeg-quality", type=int, default=90, help="conversion: JPEG quality")
+    p.add_argument("--ffcv-python", help="interpreter that has ffcv installed (see benches/ffcv_baseline.py)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    a = p.parse_args(argv)
+    a.images_given = a.images is not None
+    preset = PRESETS["quick" if a.quick else "full" if a.full else "default"]
+    for key, value in preset.items():
+        if getattr(a, key, None) is None:
+            setattr(a, key, value)
+    from fastssl_loader.loader import usable_cores
+
+    a.workers = a.workers or usable_cores()
+    for name in ("images", "epochs", "workers", "batch_size", "decode_passes"):
+        if getattr(a, name) < 1:
+            p.error(f"--{name.replace('_', '-')} must be >= 1")
+    for r in a.rungs:
+        if r not in ladder.RUNG_NAMES:
+            p.error(f"--rungs: unknown rung {r}; choose from {sorted(ladder.RUNG_NAMES)}")
+    if any(s < 8 for s in a.sizes):
+        p.error("--sizes must be >= 8 pixels")
+    if a.data is not None and not a.data.exists():
+        p.error(f"--data {a.data} does not exist")
+    return a
+
+
+@dataclass
+class Dataset:
+    """The images every loader reads: files + labels for torchvision/FFCV, converted files for ours."""
+
+    name: str
+    files: list[str]
+    labels: list[int]
+    converted: dict[str, str]  # storage mode -> .fssl path
+    info: dict[str, Any]
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _source_samples(a: argparse.Namespace) -> tuple[str, list[tuple[str, int]], dict[str, Any]]:
+    """(name, [(file, label)], info) of the source images."""
+    from converters.imagefolder import list_flat_samples, list_samples
+
+    if a.data is None:
+        from benches.synthetic_data import SyntheticSpec, build_synthetic_imagefolder
+
+        spec = SyntheticSpec(num_images=a.images)
+        root = build_synthetic_imagefolder(a.work_dir, spec, workers=a.workers, progress=not a.no_progress)
+        samples, _ = list_samples(root)
+        return spec.folder_name, samples, {"source": "synthetic (benches/synthetic_data.py; not ImageNet)",
+                                           "root": str(root)}
+    root = a.data.resolve()
+    has_classes = any(e.is_dir() for e in os.scandir(root))
+    samples, _ = list_samples(root) if has_classes else list_flat_samples(root)
+    samples = samples[:a.images] if a.images_given else samples
+    digest = hashlib.sha1(str(root).encode()).hexdigest()[:8]
+    return f"{root.name}-{digest}-n{len(samples)}", samples, {"source": str(root), "layout":
+                                                                "imagefolder" if has_classes else "flat"}
+
+
+def _export_fssl(path: Path, dst: Path, quality: int) -> list[tuple[str, int]]:
+    """Write a converted file's samples as JPEG files (stored JPEGs as-is) so torchvision/FFCV can read them."""
+    from fastssl_loader.format import STORAGE_JPEG
+    from fastssl_loader.jpeg import encode_jpeg
+    from fastssl_loader.reader import DatasetReader
+
+    r = DatasetReader(path)
+    dst.mkdir(parents=True, exist_ok=True)
+    samples = []
+    for i in range(len(r)):
+        f = dst / f"{i:07d}.jpg"
+        if not f.is_file():
+            data = r.encoded(i) if r.storage[i] == STORAGE_JPEG else encode_jpeg(r.image(i), quality)
+            f.write_bytes(data)
+        samples.append((str(f), int(r.labels[i])))
+    return samples
+
+
+def prepare_data(a: argparse.Namespace) -> Dataset:
+    """Build/locate the source images and convert them once per storage mode (cached in --work-dir)."""
+    from fastssl_loader import write_dataset
+
+    if a.data is not None and a.data.is_file():
+        name = a.data.stem
+        samples = _export_fssl(a.data, a.work_dir / f"{name}-export", a.jpeg_quality)
+        return Dataset(name, [s[0] for s in samples], [s[1] for s in samples], {"file": str(a.data)},
+                       {"source": str(a.data), "note": "converted file used as given; storage modes do not apply"})
+    name, samples, info = _source_samples(a)
+    if not samples:
+        raise SystemExit(f"no images found in {a.data}")
+    converted, conversions = {}, {}
+    folder = a.work_dir / name
+    folder.mkdir(parents=True, exist_ok=True)
+    for mode in a.storage:
+        dst = folder / f"{mode}-r{a.max_resolution}-q{a.jpeg_quality}.fssl"
+        if not dst.is_file():
+            _log(f"converting {len(samples)} images -> {dst} ({mode})")
+            report = write_dataset(dst, samples, mode=mode, max_resolution=a.max_resolution,
+                                   jpeg_quality=a.jpeg_quality, progress=not a.no_progress)
+            conversions[mode] = {"seconds": report.seconds, "bytes": report.bytes,
+                                 "images_per_s": report.images_per_second, "storage": report.storage_counts}
+        converted[mode] = str(dst)
+        conversions.setdefault(mode, {})["file_bytes"] = dst.stat().st_size
+    info["conversion"] = conversions
+    return Dataset(name, [s[0] for s in samples], [s[1] for s in samples], converted, info)
+
+
+def fastest_torchvision(figures: list[Figure], group: str, match: dict[str, Any]) -> Figure | None:
+    """The fastest torchvision figure of ``group`` whose config matches ``match``."""
+    cands = [f for f in figures if f.group == group and f.loader.startswith("torchvision")
+             and all(f.config.get(k) == v for k, v in match.items())]
+    return max(cands, key=lambda f: f.images_per_s, default=None)
+
+
+class Bench:
+    """Runs the selected measurements, collecting figures."""
+
+    def __init__(self, a: argparse.Namespace, data: Dataset) -> None:
+        self.a, self.data = a, data
+        self.figures: list[Figure] = []
+        self.blur: dict[str, str] = {}
+        self.blur_timings: dict[str, dict[str, float]] = {}
+        self.progress = not a.no_progress
+
+    def add(self, fig: Figure) -> Figure:
+        self.figures.append(fig)
+        _log(f"  {fig.group:10s} {fig.loader:22s} {fig.config}: {fig.images_per_s:,.0f} img/s "
+             f"(warm-up {fig.warmup_s:.1f} s)")
+        return fig
+
+    def storages(self) -> dict[str, str]:
+        return self.data.converted
+
+    def choose_blurs(self) -> None:
+        from benches.torchvision_baseline import choose_blur
+
+        spec = ladder.byol_rung(2, self.a.sizes[0])[0]
+        for variant in self.a.variants:
+            self.blur[variant], self.blur_timings[variant] = choose_blur(self.data.files, spec, variant)
+            _log(f"torchvision {variant}: blur ms/image {self.blur_timings[variant]} -> {self.blur[variant]}")
+
+    def torchvision(self, views: list[ladder.ViewSpec], group: str, config: dict[str, Any],
+                    workers: int | None = None, variants: list[str] | None = None) -> None:
+        from benches.torchvision_baseline import run_torchvision
+
+        for variant in variants or self.a.variants:
+            self.add(run_torchvision(self.data.files, self.data.labels, views, variant=variant,
+                                     blur=self.blur.get(variant, "torchvision"), batch_size=self.a.batch_size,
+                                     workers=workers or self.a.workers, epochs=self.a.epochs, group=group,
+                                     config=config, progress=self.progress))
+
+    def fastssl(self, views: list[ladder.ViewSpec], group: str, config: dict[str, Any], storage: str,
+                workers: int | None = None) -> None:
+        self.add(ladder.run_fastssl(self.storages()[storage], views, batch_size=self.a.batch_size,
+                                    workers=workers or self.a.workers, epochs=self.a.epochs, group=group,
+                                    config={**config, "storage": storage}, progress=self.progress))
+
+    def run_ladder(self) -> None:
+        size = self.a.sizes[0]
+        for rung in self.a.rungs:
+            views = ladder.byol_rung(rung, size)
+            cfg = {"rung": rung, "size": size}
+            if "torchvision" in self.a.loaders:
+                self.torchvision(views, "ladder", cfg)
+            if "fastssl" in self.a.loaders:
+                for storage in self.storages():
+                    self.fastssl(views, "ladder", cfg, storage)
+
+    def run_resolution(self) -> None:
+        for size in self.a.sizes[1:]:
+            for rung in sorted({1, 5} & set(self.a.rungs)):
+                views, cfg = ladder.byol_rung(rung, size), {"rung": rung, "size": size}
+                if "torchvision" in self.a.loaders:
+                    self.torchvision(views, "resolution", cfg)
+                if "fastssl" in self.a.loaders:
+                    for storage in self.storages():
+                        self.fastssl(views, "resolution", cfg, storage)
+
+    def run_scaling(self) -> None:
+        storage = next(iter(self.storages()))
+        for rung in sorted({1, 5} & set(self.a.rungs)):
+            views = ladder.byol_rung(rung, self.a.sizes[0])
+            best = fastest_torchvision(self.figures, "ladder", {"rung": rung})
+            for w in range(1, self.a.workers + 1):
+                cfg = {"rung": rung, "size": self.a.sizes[0]}
+                if "torchvision" in self.a.loaders:
+                    self.torchvision(views, "scaling", cfg, workers=w,
+                                     variants=[best.loader.removeprefix("torchvision-")] if best else None)
+                if "fastssl" in self.a.loaders:
+                    self.fastssl(views, "scaling", cfg, storage, workers=w)
+
+    def run_dino(self) -> None:
+        views, cfg = ladder.dino_views(), {"preset": "dino"}
+        if "torchvision" in self.a.loaders:
+            self.torchvision(views, "dino", cfg)
+        if "fastssl" in self.a.loaders:
+            for storage in self.storages():
+                self.fastssl(views, "dino", cfg, storage)
+
+    def run_ffcv(self) -> str:
+        from benches.ffcv_baseline import ffcv_figures
+
+        size = self.a.sizes[0]
+        figs, status = ffcv_figures(self.data.files, self.data.labels, self.a.work_dir / self.data.name / "ffcv",
+                                    size=size, batch_size=self.a.batch_size, workers=self.a.workers,
+                                    epochs=self.a.epochs, python=self.a.ffcv_python, progress=self.progress)
+        _log(f"ffcv: {status}")
+        for f in figs:
+            self.add(f)
+        if figs and "fastssl" in self.a.loaders and "jpeg" in self.storages():
+            crop_flip = ladder.byol_rung(1, size)
+            for views in (crop_flip[:1], crop_flip):
+                self.fastssl(views, "ffcv", {"size": size}, "jpeg")
+        return status
+
+
+def headline(figures: list[Figure], limits: dict[str, Any] | None, workers: int) -> list[dict[str, Any]]:
+    """Per rung and storage: ours / fastest torchvision, and ours / all-core decode limit."""
+    from benches.decode_limit import limit_rate
+
+    limit = limit_rate(limits, workers, 1) if limits else None
+    rows = []
+    for f in figures:
+        if f.group != "ladder" or f.loader != "fastssl":
+            continue
+        best = fastest_torchvision(figures, "ladder", {"rung": f.config["rung"], "size": f.config["size"]})
+        rows.append({
+            "rung": f.config["rung"], "name": ladder.RUNG_NAMES[f.config["rung"]], "storage": f.config["storage"],
+            "fastssl_images_per_s": f.images_per_s,
+            "fastest_torchvision": best.loader if best else None,
+            "torchvision_images_per_s": best.images_per_s if best else None,
+            "speedup_vs_fastest_torchvision": f.images_per_s / best.images_per_s if best else None,
+            "fraction_of_decode_limit": f.images_per_s / limit if limit and f.config["storage"] in ("jpeg", "file")
+            else None,
+        })
+    return rows
+
+
+def format_headline(rows: list[dict[str, Any]]) -> str:
+    lines = ["rung  augmentations  storage  fastssl img/s  fastest torchvision (img/s)   speedup  x decode limit"]
+    for r in rows:
+        tv = f"{r['fastest_torchvision']} ({r['torchvision_images_per_s']:,.0f})" if r["fastest_torchvision"] \
+            else "-"
+        sp = f"{r['speedup_vs_fastest_torchvision']:.2f}x" if r["speedup_vs_fastest_torchvision"] else "-"
+        fr = f"{r['fraction_of_decode_limit']:.2f}" if r["fraction_of_decode_limit"] else "-"
+        lines.append(f"{r['rung']:<5d} {r['name']:<14s} {r['storage']:<8s} {r['fastssl_images_per_s']:>13,.0f}  "
+                     f"{tv:<28s}  {sp:>7s}  {fr:>14s}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parse_args(argv)
+    start = time.perf_counter()
+    machine = machine_description()
+    _log(f"machine: {machine['cpu_model']}, {machine['usable_cores']} usable cores; workers {a.workers}")
+    data = prepare_data(a)
+    _log(f"data: {data.name}, {len(data.files)} images; converted: {data.converted}")
+    bench = Bench(a, data)
+    limits = None
+    jpeg_file = data.converted.get("jpeg") or data.converted.get("file")
+    if jpeg_file and "fastssl" in a.loaders:
+        from benches.decode_limit import decode_limits
+
+        _log("decode limit ...")
+        limits = decode_limits(jpeg_file, a.workers, passes=a.decode_passes)
+        if not limits["jpeg_images"]:
+            limits = None
+    if "torchvision" in a.loaders and any(r >= 2 for r in a.rungs):
+        bench.choose_blurs()
+    bench.run_ladder()
+    if len(a.sizes) > 1:
+        bench.run_resolution()
+    if a.dino:
+        bench.run_dino()
+    if a.scaling:
+        bench.run_scaling()
+    ffcv_status = bench.run_ffcv() if "ffcv" in a.loaders else "not requested"
+    op_costs = None
+    if a.op_costs:
+        from benches import op_costs as op_costs_bench
+
+        op_costs = op_costs_bench.measure(repeats=50)
+    rows = headline(bench.figures, limits, a.workers)
+    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()}
+    out_json = write_json(a.out / "bench.json", bench.figures, machine=machine, settings=settings,
+                          dataset={"name": data.name, "images": len(data.files), **data.info},
+                          decode_limit=limits, torchvision_blur={"chosen": bench.blur, "ms_per_image":
+                                                                 bench.blur_timings},
+                          ffcv=ffcv_status, headline=rows, op_costs=op_costs,
+                          total_seconds=time.perf_counter() - start)
+    title = (f"{data.name}: {len(data.files)} images, batch {a.batch_size}, {a.workers} workers, "
+             f"{machine['cpu_model']}")
+    png = plot_ladder(a.out / "ladder.png", bench.figures, title)
+    print(f"\n== {title}")
+    if limits:
+        print("\nJPEG decode limit (stored files, images/s):")
+        for r in limits["rates"]:
+            print(f"  scale 1/{r['scale']}  {r['threads']} thread(s): {r['images_per_s']:,.0f} "
+                  f"(min {r['images_per_s_min']:,.0f}, max {r['images_per_s_max']:,.0f})")
+    print("\nAll figures (median images/s over measured epochs; warm-up excluded):")
+    print(format_table(bench.figures))
+    if rows:
+        print("\nHeadline (two views; speedup against the FASTEST torchvision variant per rung):")
+        print(format_headline(rows))
+    print(f"\nFFCV: {ffcv_status}")
+    print(f"\nsaved {out_json}" + (f" and {png}" if png else "") + f" in {time.perf_counter() - start:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
