@@ -294,7 +294,9 @@ class Loader:
                 raise CorruptSampleError(int(sample), f"decoded shape {image.shape} but the index says "
                                                       f"{heights[i]}x{widths[i]} (scale 1/{scales[i]})",
                                          str(reader.path))
-        return scratch, offsets, src_h, src_w
+        src = scratch.view()
+        src.flags.writeable = False  # the mapped file's Numba type too: one compiled kernel serves both paths
+        return src, offsets, src_h, src_w
 
 
 class _Run:
