@@ -1,0 +1,387 @@
+"""Correctness of the benchmark code (not timings): synthetic data, baseline transforms, figures, reports."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from benches import decode_limit, ladder, report, synthetic_data
+from benches import torchvision_baseline as tvb
+from benches.__main__ import PRESETS, fastest_torchvision, headline, main, parse_args
+
+IMAGENET_SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenet-sample"
+
+
+# ---------------------------------------------------------------- synthetic data
+
+def _jpeg_density(rgb: np.ndarray, quality: int = 90) -> float:
+    from fastssl_loader.jpeg import encode_jpeg
+
+    return len(encode_jpeg(rgb, quality)) / (rgb.shape[0] * rgb.shape[1])
+
+
+def test_synthetic_images_are_deterministic_imagenet_sized_and_photo_dense():
+    images = [synthetic_data.generate_image(0, i) for i in range(6)]
+    assert np.array_equal(images[0], synthetic_data.generate_image(0, 0))
+    assert not np.array_equal(synthetic_data.generate_image(1, 0)[:50, :50], images[0][:50, :50])
+    for im in images:
+        assert im.dtype == np.uint8 and im.ndim == 3 and im.shape[2] == 3
+        assert 400 <= max(im.shape[:2]) <= 560 and min(im.shape[:2]) >= 260
+        assert im.std() > 20  # not flat colour
+        # photo-like, not white noise: neighbouring pixels are strongly correlated
+        g = im.astype(np.float64).mean(axis=2)
+        corr = np.corrcoef(g[:, :-1].ravel(), g[:, 1:].ravel())[0, 1]
+        assert corr > 0.8
+    density = np.mean([_jpeg_density(im) for im in images])
+    assert 0.3 < density < 0.8, density  # about 0.5 bytes/pixel at q90, like ImageNet photos
+    assert len({im.shape for im in images}) > 1  # sizes vary
+
+
+def test_synthetic_imagefolder_build_and_reuse(tmp_path):
+    spec = synthetic_data.SyntheticSpec(num_images=12, seed=3)
+    root = synthetic_data.build_synthetic_imagefolder(tmp_path, spec, workers=1, progress=False)
+    files = synthetic_data.list_images(root)
+    assert len(files) == 12
+    assert sorted(p.name for p in root.iterdir() if p.is_dir()) == [f"class_{c:02d}" for c in range(10)]
+    info = json.loads((root / "dataset.json").read_text())
+    assert info["num_images"] == 12 and "not ImageNet" in info["note"]
+    assert info["bytes"] == sum(f.stat().st_size for f in files)
+    with Image.open(files[0]) as im:
+        assert im.format == "JPEG" and im.mode == "RGB"
+    mtimes = [f.stat().st_mtime_ns for f in files]
+    assert synthetic_data.build_synthetic_imagefolder(tmp_path, spec, workers=1, progress=False) == root
+    assert [f.stat().st_mtime_ns for f in files] == mtimes  # reused, not rebuilt
+    stats = synthetic_data.folder_stats(root)
+    assert stats["images"] == 12 and 0.3 < stats["bytes_per_pixel"] < 0.8
+
+
+def test_synthetic_rejects_bad_spec(tmp_path):
+    with pytest.raises(ValueError, match="num_images"):
+        synthetic_data.build_synthetic_imagefolder(tmp_path, synthetic_data.SyntheticSpec(num_images=0))
+    with pytest.raises(ValueError, match="quality"):
+        synthetic_data.build_synthetic_imagefolder(tmp_path, synthetic_data.SyntheticSpec(quality=0))
+
+
+# ---------------------------------------------------------------- ladder and torchvision transforms
+
+def _tv_steps(compose) -> list[tuple]:
+    """(kind, parameters) per step of a torchvision Compose, v1 or v2, in a comparable form."""
+    out = []
+    for t in compose.transforms:
+        name = type(t).__name__
+        if name == "RandomApply":
+            (inner,) = t.transforms
+            p = float(t.p)
+            iname = type(inner).__name__
+            if iname == "ColorJitter":
+                out.append(("jitter", p, tuple(tuple(float(x) for x in r) for r in
+                                               (inner.brightness, inner.contrast, inner.saturation, inner.hue))))
+            elif iname == "GaussianBlur":
+                out.append(("blur", p, int(inner.kernel_size[0]), tuple(float(s) for s in inner.sigma)))
+            elif iname == "PILGaussianBlur":
+                out.append(("blur", p, "pil", tuple(inner.sigma)))
+            else:
+                raise AssertionError(f"unexpected RandomApply({iname})")
+        elif name == "RandomResizedCrop":
+            out.append(("crop", tuple(t.size), tuple(t.scale), str(t.interpolation).split(".")[-1].lower()))
+        elif name == "RandomHorizontalFlip":
+            out.append(("flip", float(t.p)))
+        elif name == "RandomGrayscale":
+            out.append(("gray", float(t.p)))
+        elif name == "RandomSolarize":
+            out.append(("solarize", float(t.p), float(t.threshold)))
+        elif name == "Normalize":
+            out.append(("normalize", tuple(float(m) for m in t.mean), tuple(float(s) for s in t.std)))
+        elif name in ("ToTensor", "ToDtype"):
+            out.append(("to_float",))
+        else:
+            raise AssertionError(f"unexpected transform {name}")
+    return out
+
+
+def _our_steps(view) -> list[tuple]:
+    out = []
+    for op in view:
+        name = type(op).__name__
+        if name == "RandomResizedCrop":
+            out.append(("crop", tuple(op.size), tuple(op.scale), op.interpolation))
+        elif name == "RandomHorizontalFlip":
+            out.append(("flip", float(op.p)))
+        elif name == "ColorJitter":
+            out.append(("jitter", float(op.p), tuple(tuple(float(x) for x in r) for r in
+                                                   (op.brightness, op.contrast, op.saturation, op.hue))))
+        elif name == "RandomGrayscale":
+            out.append(("gray", float(op.p)))
+        elif name == "GaussianBlur":
+            out.append(("blur", float(op.p), op.kernel_size, tuple(op.sigma)))
+        elif name == "RandomSolarize":
+            out.append(("solarize", float(op.p), float(op.threshold)))
+        elif name == "Normalize":
+            out.append(("to_float",))
+            out.append(("normalize", tuple(op.mean), tuple(op.std)))
+        else:
+            raise AssertionError(f"unexpected op {name}")
+    return out
+
+
+def _rounded(x):
+    """Floats rounded to 6 decimals, recursively (torchvision stores some values as float32)."""
+    if isinstance(x, (list, tuple)):
+        return type(x)(_rounded(v) for v in x)
+    return round(x, 6) if isinstance(x, float) else x
+
+
+EXPECTED_KINDS = {
+    1: ["crop", "flip", "to_float", "normalize"],
+    2: ["crop", "flip", "blur", "to_float", "normalize"],
+    3: ["crop", "flip", "gray", "blur", "to_float", "normalize"],
+    4: ["crop", "flip", "gray", "blur", "solarize", "to_float", "normalize"],
+    5: ["crop", "flip", "jitter", "gray", "blur", "solarize", "to_float", "normalize"],
+}
+
+
+@pytest.mark.parametrize("variant", tvb.VARIANTS)
+@pytest.mark.parametrize("rung", sorted(ladder.RUNG_NAMES))
+def test_torchvision_rung_transforms_are_the_intended_ones(rung, variant):
+    views = ladder.byol_rung(rung, 224)
+    assert len(views) == 2
+    steps = [_tv_steps(tvb.build_transform(v, variant, "torchvision")) for v in views]
+    for s in steps:
+        assert [x[0] for x in s] == EXPECTED_KINDS[rung]
+        assert s[0] == ("crop", (224, 224), (0.08, 1.0), "bilinear")
+        assert ("flip", 0.5) in s
+        assert s[-1] == ("normalize", ladder.IMAGENET_MEAN, ladder.IMAGENET_STD)
+    by_kind = [{x[0]: x for x in s} for s in steps]
+    if rung >= 2:  # BYOL asymmetric blur, kernel 23 at 224 px
+        assert by_kind[0]["blur"] == ("blur", 1.0, 23, (0.1, 2.0))
+        assert by_kind[1]["blur"] == ("blur", 0.1, 23, (0.1, 2.0))
+    if rung >= 3:
+        assert by_kind[0]["gray"] == by_kind[1]["gray"] == ("gray", 0.2)
+    if rung >= 4:  # asymmetric solarize
+        assert by_kind[0]["solarize"] == ("solarize", 0.0, 128.0)
+        assert by_kind[1]["solarize"] == ("solarize", 0.2, 128.0)
+    if rung == 5:
+        expected = ("jitter", 0.8, ((0.6, 1.4), (0.6, 1.4), (0.8, 1.2), (-0.1, 0.1)))
+        assert by_kind[0]["jitter"] == by_kind[1]["jitter"] == expected
+
+
+@pytest.mark.parametrize("rung", sorted(ladder.RUNG_NAMES))
+def test_our_views_match_torchvision_views(rung):
+    views = ladder.byol_rung(rung, 160)
+    for ours, spec in zip(ladder.fastssl_views(views), views):
+        theirs = _tv_steps(tvb.build_transform(spec, "v2-tensor", "torchvision"))
+        mine = _our_steps(ours)
+        assert [s[0] for s in mine] == [s[0] for s in theirs]
+        assert _rounded(mine) == _rounded(theirs)
+
+
+def test_pil_blur_variant_and_dino_views():
+    spec = ladder.byol_rung(2)[1]
+    steps = _tv_steps(tvb.build_transform(spec, "v1-pil", "pil"))
+    assert ("blur", 0.1, "pil", (0.1, 2.0)) in steps
+    dino = ladder.dino_views()
+    assert [v.size for v in dino] == [224, 224] + [96] * 6
+    assert [v.blur_p for v in dino] == [1.0, 0.1] + [0.5] * 6
+    assert [v.solarize_p for v in dino] == [None, 0.2] + [None] * 6
+    assert dino[2].scale == (0.05, 0.4) and dino[0].scale == (0.4, 1.0)
+    assert dino[6].blur_kernel == 9 and dino[0].blur_kernel == 23
+    assert ladder.describe(dino) == "2x224 + 6x96"
+    with pytest.raises(ValueError, match="rung"):
+        ladder.byol_rung(6)
+    with pytest.raises(ValueError, match="variant"):
+        tvb.build_transform(spec, "v3", "pil")
+    with pytest.raises(ValueError, match="blur"):
+        tvb.build_transform(spec, "v1-pil", "box")
+
+
+def _write_jpegs(folder: Path, n: int, seed: int = 0) -> list[Path]:
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    files = []
+    for i in range(n):
+        h, w = int(rng.integers(60, 120)), int(rng.integers(60, 120))
+        base = np.linspace(0, 255, w)[None, :, None] * np.ones((h, 1, 3))
+        img = np.clip(base + rng.normal(0, 20, (h, w, 3)), 0, 255).astype(np.uint8)
+        f = folder / f"img_{i}.jpg"
+        Image.fromarray(img).save(f, quality=90)
+        files.append(f)
+    return files
+
+
+@pytest.mark.parametrize("variant", tvb.VARIANTS)
+def test_torchvision_dataset_outputs_normalised_float_views(tmp_path, variant):
+    files = _write_jpegs(tmp_path, 3)
+    views = ladder.byol_rung(5, 64)
+    ds = tvb.MultiViewFiles(files, [0, 1, 2], [tvb.build_transform(v, variant, "pil") for v in views], variant)
+    (v1, v2), label = ds[1]
+    assert label == 1
+    for v in (v1, v2):
+        assert v.dtype == torch.float32 and tuple(v.shape) == (3, 64, 64)
+        assert v.min() < 0  # normalised, not in [0, 1]
+    loader = tvb.make_loader(files, [0, 1, 2], views, variant, "pil", batch_size=2, workers=0)
+    assert report.count_images(loader, progress=False) == 3
+    with pytest.raises(ValueError, match="img_9"):
+        tvb.MultiViewFiles([tmp_path / "img_9.jpg"], [0], [], variant)[0]
+
+
+def test_pil_blur_on_pil_and_tensor_and_choose_blur(tmp_path):
+    files = _write_jpegs(tmp_path, 2)
+    blur = tvb.PILGaussianBlur((3.0, 3.0))
+    pil = tvb.load_image(files[0], "v1-pil")
+    out = np.asarray(blur(pil))
+    assert out.shape == np.asarray(pil).shape and np.abs(out.astype(int) - np.asarray(pil)).mean() > 1
+    t = tvb.load_image(files[0], "v2-tensor")
+    bt = blur(t)
+    assert bt.dtype == torch.uint8 and bt.shape == t.shape and (bt.int() - t.int()).abs().float().mean() > 1
+    best, timings = tvb.choose_blur(files, ladder.byol_rung(2, 32)[0], "v2-tensor", samples=2)
+    assert best in tvb.BLURS and set(timings) == set(tvb.BLURS)
+    assert timings[best] == min(timings.values()) and all(v > 0 for v in timings.values())
+
+
+# ---------------------------------------------------------------- figures and reports
+
+def _fig(loader, rung, epoch_s, images=100, storage=None, group="ladder"):
+    cfg = {"rung": rung, "size": 224}
+    if storage:
+        cfg["storage"] = storage
+    return report.Figure(group, loader, cfg, images, list(epoch_s), warmup_s=5.0, peak_rss_mb=123.0)
+
+
+def test_figure_statistics_and_json(tmp_path):
+    f = _fig("fastssl", 1, [1.0, 2.0, 4.0], storage="jpeg")
+    assert f.rates == [100.0, 50.0, 25.0]
+    assert f.images_per_s == 50.0
+    doc = f.to_json()
+    assert doc["images_per_s_min"] == 25.0 and doc["images_per_s_max"] == 100.0 and doc["epoch_s_median"] == 2.0
+    path = report.write_json(tmp_path / "sub" / "b.json", [f], machine={"cpu_model": "x"})
+    loaded = json.loads(path.read_text())
+    assert loaded["figures"][0]["images_per_s"] == 50.0 and loaded["machine"] == {"cpu_model": "x"}
+
+
+def test_measure_epochs_counts_warmup_separately():
+    calls = []
+
+    def epoch():
+        calls.append(1)
+        return 7
+
+    warm, times, images, rss = report.measure_epochs(epoch, 3)
+    assert len(calls) == 4 and len(times) == 3 and images == 7 and rss > 0 and warm >= 0
+    sizes = iter([7, 6])
+    with pytest.raises(RuntimeError, match="6 images"):
+        report.measure_epochs(lambda: next(sizes), 1)
+    with pytest.raises(ValueError, match="epochs"):
+        report.measure_epochs(epoch, 0)
+
+
+def test_table_headline_and_chart(tmp_path):
+    figs = [_fig("torchvision-v1-pil", 1, [2.0]), _fig("torchvision-v2-tensor", 1, [1.0]),
+            _fig("fastssl", 1, [0.25], storage="jpeg"), _fig("fastssl", 1, [0.1], storage="raw"),
+            _fig("torchvision-v1-pil", 5, [4.0]), _fig("torchvision-v2-tensor", 5, [5.0]),
+            _fig("fastssl", 5, [0.5], storage="jpeg")]
+    assert fastest_torchvision(figs, "ladder", {"rung": 1}).loader == "torchvision-v2-tensor"
+    rows = headline(figs, {"rates": [{"threads": 2, "scale": 1, "images_per_s": 800.0}]}, workers=2)
+    by = {(r["rung"], r["storage"]): r for r in rows}
+    assert by[(1, "jpeg")]["speedup_vs_fastest_torchvision"] == pytest.approx(4.0)  # 400 / 100, not / 50
+    assert by[(1, "raw")]["speedup_vs_fastest_torchvision"] == pytest.approx(10.0)
+    assert by[(5, "jpeg")]["fastest_torchvision"] == "torchvision-v1-pil"
+    assert by[(5, "jpeg")]["speedup_vs_fastest_torchvision"] == pytest.approx(8.0)
+    assert by[(1, "jpeg")]["fraction_of_decode_limit"] == pytest.approx(0.5)
+    assert by[(1, "raw")]["fraction_of_decode_limit"] is None
+    table = report.format_table(figs)
+    assert len(table.splitlines()) == len(figs) + 2
+    assert "torchvision-v2-tensor" in table and "rung=5" in table
+    png = report.plot_ladder(tmp_path / "c.png", figs, "t")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert report.plot_ladder(tmp_path / "d.png", [_fig("x", 1, [1.0], group="dino")], "t") is None
+
+
+def test_machine_description_names_cpu_cores_and_versions():
+    m = report.machine_description()
+    assert m["cpu_model"] and m["usable_cores"] >= 1
+    assert m["versions"]["torch"] == torch.__version__.split("+")[0] or m["versions"]["torch"]
+    assert "numba" in m["versions"] and "torchvision" in m["versions"]
+
+
+# ---------------------------------------------------------------- decode limit
+
+def test_decode_limit_on_stored_files(tmp_path):
+    from fastssl_loader import write_dataset
+
+    rng = np.random.default_rng(0)
+    images = [(rng.integers(0, 255, (40 + 8 * i, 64, 3), dtype=np.uint8), i) for i in range(5)]
+    jpeg = tmp_path / "j.fssl"
+    write_dataset(jpeg, images, mode="jpeg", jpeg_quality=90, num_workers=0, progress=False)
+    payloads = decode_limit.stored_jpegs(str(jpeg))
+    assert len(payloads) == 5
+    rate = decode_limit.decode_rate(payloads, threads=2, scale=2, passes=2)
+    assert rate["images"] == 5 and rate["images_per_s_min"] <= rate["images_per_s"] <= rate["images_per_s_max"]
+    limits = decode_limit.decode_limits(str(jpeg), threads=2, passes=1)
+    assert {(r["threads"], r["scale"]) for r in limits["rates"]} == {(1, 1), (2, 1), (1, 2), (2, 2)}
+    assert decode_limit.limit_rate(limits, 2) == next(r["images_per_s"] for r in limits["rates"]
+                                                      if r["threads"] == 2 and r["scale"] == 1)
+    raw = tmp_path / "r.fssl"
+    write_dataset(raw, images, mode="raw", num_workers=0, progress=False)
+    assert decode_limit.stored_jpegs(str(raw)) == []
+    with pytest.raises(ValueError, match="raw"):
+        decode_limit.decode_rate([], threads=1)
+
+
+# ---------------------------------------------------------------- FFCV and the entry point
+
+def test_ffcv_skips_cleanly_when_not_importable(tmp_path):
+    from benches import ffcv_baseline
+
+    if ffcv_baseline.ffcv_importable():
+        pytest.skip("ffcv is importable here")
+    figs, status = ffcv_baseline.ffcv_figures(["a.jpg"], [0], tmp_path, size=224, batch_size=8, workers=1,
+                                              epochs=1)
+    assert figs == [] and status.startswith("skipped") and "--ffcv-python" in status
+
+
+def test_parse_args_presets_and_errors(tmp_path):
+    a = parse_args(["--quick"])
+    assert a.images == PRESETS["quick"]["images"] and a.rungs == [1, 5] and a.epochs == 1
+    a = parse_args(["--full", "--epochs", "5", "--storage", "raw"])
+    assert a.epochs == 5 and a.storage == ["raw"] and a.sizes == [224, 160] and a.dino and a.scaling
+    a = parse_args([])
+    assert a.rungs == [1, 2, 3, 4, 5] and not a.images_given
+    for bad in (["--rungs", "1,9"], ["--loaders", "dali"], ["--epochs", "0"], ["--data", str(tmp_path / "no")],
+                ["--quick", "--full"]):
+        with pytest.raises(SystemExit):
+            parse_args(bad)
+
+
+@pytest.mark.slow
+def test_main_tiny_run_writes_table_json_and_chart(tmp_path, capsys):
+    folder = tmp_path / "flat"
+    _write_jpegs(folder, 6)
+    out = tmp_path / "out"
+    rc = main(["--data", str(folder), "--quick", "--rungs", "1,5", "--batch-size", "4", "--workers", "1",
+               "--work-dir", str(tmp_path / "work"), "--out", str(out), "--loaders", "fastssl,torchvision",
+               "--variants", "v2-tensor", "--storage", "jpeg,raw", "--no-progress"])
+    assert rc == 0
+    doc = json.loads((out / "bench.json").read_text())
+    got = {(f["loader"], f["config"]["rung"], f["config"].get("storage")) for f in doc["figures"]}
+    assert got == {("torchvision-v2-tensor", 1, None), ("torchvision-v2-tensor", 5, None),
+                   ("fastssl", 1, "jpeg"), ("fastssl", 1, "raw"), ("fastssl", 5, "jpeg"), ("fastssl", 5, "raw")}
+    assert all(f["images"] == 6 and len(f["epoch_s"]) == 1 for f in doc["figures"])
+    assert doc["machine"]["usable_cores"] >= 1 and doc["dataset"]["images"] == 6
+    assert len(doc["headline"]) == 4 and doc["decode_limit"]["jpeg_images"] == 6
+    assert (out / "ladder.png").is_file()
+    printed = capsys.readouterr().out
+    assert "Headline" in printed and "JPEG decode limit" in printed
+
+
+@pytest.mark.skipif(not IMAGENET_SAMPLE.is_dir(), reason="imagenet-sample not present")
+def test_imagenet_sample_is_listed_as_a_flat_folder():
+    from benches.__main__ import _source_samples
+
+    a = parse_args(["--data", str(IMAGENET_SAMPLE), "--images", "5"])
+    name, samples, info = _source_samples(a)
+    assert len(samples) == 5 and info["layout"] == "flat" and name.endswith("-n5")
+    assert all(Path(f).suffix == ".JPEG" for f, _ in samples)
