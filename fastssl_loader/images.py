@@ -21,7 +21,6 @@ import io
 import math
 import os
 import warnings
-from dataclasses import dataclass
 from typing import Any
 
 import cv2
@@ -44,37 +43,51 @@ class SourceImageError(ValueError):
         self.reason = reason
 
 
-@dataclass(frozen=True)
-class LoadedImage:
-    """A source image as RGB pixels, plus its JPEG bytes when they can be stored untouched."""
-
-    rgb: np.ndarray
-    plain_jpeg: bytes | None = None
-
-
-def load_image(image: Any, *, name: str = "image") -> LoadedImage:
-    """Read and normalise any supported source image; ``name`` is used in error messages."""
+def read_encoded(image: Any, *, name: str = "image") -> bytes | None:
+    """The encoded bytes of a file-path or bytes source (None for PIL images and arrays)."""
     if isinstance(image, (str, os.PathLike)):
-        name = os.fspath(image)
         try:
             with open(image, "rb") as f:
-                data = f.read()
+                return f.read()
         except OSError as exc:
             raise SourceImageError(name, f"cannot read file: {exc.strerror or exc}") from None
-        return _from_encoded(data, name)
     if isinstance(image, (bytes, bytearray, memoryview)):
-        return _from_encoded(bytes(image), name)
+        return bytes(image)
+    return None
+
+
+def to_rgb(image: Any, *, name: str = "image") -> np.ndarray:
+    """Any supported source image as C-contiguous RGB uint8 H x W x 3 (see module docstring).
+
+    ``name`` is used in error messages (a file path source names itself).
+    """
+    if isinstance(image, (str, os.PathLike)):
+        name = os.fspath(image)
+    data = read_encoded(image, name=name)
+    if data is not None:
+        return _from_encoded(data, name)
     if isinstance(image, Image.Image):
-        return LoadedImage(_from_pil(image, name))
+        return _from_pil(image, name)
     if isinstance(image, np.ndarray):
-        return LoadedImage(_from_array(image, name))
+        return _from_array(image, name)
     raise SourceImageError(name, f"unsupported image type {type(image).__name__} "
                                  "(expected PIL image, ndarray, path or encoded bytes)")
 
 
-def to_rgb(image: Any, *, name: str = "image") -> np.ndarray:
-    """Any supported source image as C-contiguous RGB uint8 H x W x 3 (see module docstring)."""
-    return load_image(image, name=name).rgb
+def plain_jpeg_shape(data: bytes, *, name: str = "image") -> tuple[int, int] | None:
+    """(height, width) if ``data`` is a plain JPEG that can be stored untouched, else None.
+
+    The whole entropy-coded stream is checked with a cheap 1/8-scale decode, so a truncated or corrupt
+    plain JPEG raises SourceImageError here rather than in the training loop.
+    """
+    if not (data.startswith(_JPEG_SOI) and _is_plain_jpeg(data)):
+        return None
+    try:
+        shape = jpeg.jpeg_shape(data)
+        jpeg.decode_jpeg(data, scale=8)
+    except ValueError as exc:
+        raise SourceImageError(name, f"corrupt or truncated JPEG: {exc}") from None
+    return shape
 
 
 def capped_shape(height: int, width: int, max_resolution: int | None) -> tuple[int, int]:
@@ -94,10 +107,10 @@ def cap_resolution(rgb: np.ndarray, max_resolution: int | None) -> np.ndarray:
     return cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
 
 
-def _from_encoded(data: bytes, name: str) -> LoadedImage:
-    if data.startswith(_JPEG_SOI) and _is_plain_jpeg(data):
+def _from_encoded(data: bytes, name: str) -> np.ndarray:
+    if data.startswith(_JPEG_SOI) and _is_plain_jpeg(data):  # libjpeg-turbo: faster than Pillow, same pixels
         try:
-            return LoadedImage(jpeg.decode_jpeg(data), data)
+            return jpeg.decode_jpeg(data)
         except ValueError as exc:
             raise SourceImageError(name, f"corrupt or truncated JPEG: {exc}") from None
     try:
@@ -105,7 +118,7 @@ def _from_encoded(data: bytes, name: str) -> LoadedImage:
             warnings.simplefilter("ignore")  # palette-transparency and EXIF warnings: we handle both
             with Image.open(io.BytesIO(data)) as pil:
                 pil.load()
-                return LoadedImage(_from_pil(pil, name))
+                return _from_pil(pil, name)
     except SourceImageError:
         raise
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, EOFError) as exc:

@@ -32,7 +32,7 @@ import numpy as np
 from tqdm import tqdm
 
 from . import __version__, format as fmt, jpeg
-from .images import SourceImageError, cap_resolution, capped_shape, load_image
+from .images import SourceImageError, cap_resolution, capped_shape, plain_jpeg_shape, read_encoded, to_rgb
 
 MODES = ("auto", "raw", "jpeg", "passthrough")
 AUTO_RAW_MAX_PIXELS = 64 * 64
@@ -140,22 +140,19 @@ def encode_sample(item: Any, index: int, settings: _Settings) -> _Encoded:
         raise ValueError(f"sample {index}: label {label} does not fit int64")
     extras = _extras(item[2] if len(item) == 3 else None, index, settings)
     name = os.fspath(image) if isinstance(image, (str, os.PathLike)) else f"sample {index}"
-    loaded = load_image(image, name=name)
-    rgb = loaded.rgb
-    height, width = capped_shape(rgb.shape[0], rgb.shape[1], settings.max_resolution)
-    if max(height, width) > fmt.MAX_SIDE:
+    mr = settings.max_resolution
+    data = read_encoded(image, name=name)
+    if data is not None and settings.mode in ("passthrough", "auto"):
+        shape = plain_jpeg_shape(data, name=name)
+        if shape is not None and capped_shape(*shape, mr) == shape and (
+                settings.mode == "passthrough" or shape[0] * shape[1] > AUTO_RAW_MAX_PIXELS):
+            return _Encoded(data, shape[0], shape[1], "passthrough", label, extras)
+    rgb = cap_resolution(to_rgb(image if data is None else data, name=name), mr)
+    if max(rgb.shape[:2]) > fmt.MAX_SIDE:
         raise SourceImageError(name, f"image {rgb.shape[:2]} is larger than {fmt.MAX_SIDE} px (use max_resolution)")
-    kind = settings.mode
-    if kind == "auto":
-        kind = "raw" if height * width <= AUTO_RAW_MAX_PIXELS else "passthrough"
-    if kind == "passthrough" and (loaded.plain_jpeg is None or (height, width) != rgb.shape[:2]):
-        kind = "jpeg"
-    if kind == "passthrough":
-        payload = loaded.plain_jpeg
-    else:
-        rgb = cap_resolution(rgb, settings.max_resolution)
-        payload = rgb.tobytes() if kind == "raw" else jpeg.encode_jpeg(rgb, settings.jpeg_quality)
-    return _Encoded(payload, height, width, kind, label, extras)
+    raw = settings.mode == "raw" or (settings.mode == "auto" and rgb.shape[0] * rgb.shape[1] <= AUTO_RAW_MAX_PIXELS)
+    payload = rgb.tobytes() if raw else jpeg.encode_jpeg(rgb, settings.jpeg_quality)
+    return _Encoded(payload, rgb.shape[0], rgb.shape[1], "raw" if raw else "jpeg", label, extras)
 
 
 def _extras(values: Any, index: int, settings: _Settings) -> tuple[np.ndarray, ...]:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fastssl_loader.images import SourceImageError, cap_resolution, capped_shape, load_image, to_rgb
+from fastssl_loader.images import SourceImageError, cap_resolution, capped_shape, plain_jpeg_shape, to_rgb
 
 
 def encode(pil: Image.Image, fmt: str, **kw) -> bytes:
@@ -65,9 +65,9 @@ def test_cmyk_pil_and_jpeg(make_image):
     rgb = make_image(24, 32, seed=5)
     cmyk = Image.fromarray(rgb).convert("CMYK")
     np.testing.assert_array_equal(to_rgb(cmyk), np.asarray(cmyk.convert("RGB")))
-    loaded = load_image(encode(cmyk, "JPEG", quality=95))
-    assert loaded.plain_jpeg is None  # CMYK JPEG bytes are never passed through
-    assert np.abs(loaded.rgb.astype(int) - rgb).mean() < 3
+    data = encode(cmyk, "JPEG", quality=95)
+    assert plain_jpeg_shape(data) is None  # CMYK JPEG bytes are never passed through
+    assert np.abs(to_rgb(data).astype(int) - rgb).mean() < 3
 
 
 def test_exif_orientation_is_applied(make_image):
@@ -75,20 +75,26 @@ def test_exif_orientation_is_applied(make_image):
     exif = Image.Exif()
     exif[0x0112] = 6  # stored pixels must be turned 90 degrees clockwise for display
     data = encode(Image.fromarray(rgb), "JPEG", quality=95, exif=exif.tobytes())
-    loaded = load_image(data)
-    assert loaded.plain_jpeg is None and loaded.rgb.shape == (30, 20, 3)
-    assert np.abs(loaded.rgb.astype(int) - np.rot90(rgb, k=-1)).mean() < 3
+    upright = to_rgb(data)
+    assert plain_jpeg_shape(data) is None and upright.shape == (30, 20, 3)
+    assert np.abs(upright.astype(int) - np.rot90(rgb, k=-1)).mean() < 3
 
 
 def test_plain_jpeg_keeps_bytes_and_pixels(make_image, tmp_path):
     data = encode(Image.fromarray(make_image(20, 30)), "JPEG", quality=90)
     path = tmp_path / "a.jpg"
     path.write_bytes(data)
-    loaded = load_image(path)
-    assert loaded.plain_jpeg == data
-    np.testing.assert_array_equal(loaded.rgb, np.asarray(Image.open(path).convert("RGB")))
+    assert plain_jpeg_shape(data) == (20, 30)
+    np.testing.assert_array_equal(to_rgb(path), np.asarray(Image.open(path).convert("RGB")))
     gray = encode(Image.fromarray(make_image(20, 30)[..., 0]), "JPEG")
-    assert load_image(gray).plain_jpeg == gray
+    assert plain_jpeg_shape(gray) == (20, 30)
+    assert plain_jpeg_shape(encode(Image.fromarray(make_image(20, 30)), "PNG")) is None
+
+
+def test_plain_jpeg_check_reads_the_whole_stream(make_image):
+    data = encode(Image.fromarray(make_image(64, 64)), "JPEG", quality=90)
+    with pytest.raises(SourceImageError, match="sample 3: corrupt or truncated"):
+        plain_jpeg_shape(data[: len(data) * 2 // 3], name="sample 3")
 
 
 def test_truncated_file_is_named(make_image, tmp_path):
