@@ -20,6 +20,8 @@ from .. import rng
 from .base import PixelOp
 from .color import check_probability
 
+_ROUNDER = np.float32(1.5 * 2**23)
+_MAX = np.float32(255.0)
 AUTO = 0  # kernel_size code for "auto": an odd size of about 10% of the image's shorter side
 
 
@@ -51,6 +53,17 @@ def reflect_index(i: int, n: int) -> int:
 
 
 @nb.njit(nogil=True, cache=True, inline="always")
+def _round_u8(v: np.float32) -> np.uint8:
+    """torch ``round_().to(uint8)`` of a value in [0, 255] (up to float error): round half to even.
+
+    Adding and removing 1.5 * 2**23 rounds a float32 to an integer in the current (nearest-even) mode;
+    unlike a libm ``rint`` call it stays inline and vectorises.
+    """
+    v = (v + _ROUNDER) - _ROUNDER
+    return np.uint8(255) if v > _MAX else np.uint8(v)
+
+
+@nb.njit(nogil=True, cache=True, inline="always")
 def _convolve_row(src: np.ndarray, step: int, weights: np.ndarray, out: np.ndarray) -> None:
     """``out[x] = sum_t weights[t] * src[x + t * step]`` for the symmetric kernel, folded around its centre."""
     k = weights.shape[0]
@@ -58,31 +71,39 @@ def _convolve_row(src: np.ndarray, step: int, weights: np.ndarray, out: np.ndarr
     n = out.shape[0]
     wc = weights[r]
     mid = r * step
+    centre = src[mid:mid + n]
     for x in range(n):
-        out[x] = wc * src[x + mid]
+        out[x] = wc * centre[x]
     for t in range(r):
         wt = weights[t]
-        lo = t * step
-        hi = (k - 1 - t) * step
+        near = src[t * step:t * step + n]  # slices keep the indices non-negative: the loop vectorises
+        far = src[(k - 1 - t) * step:(k - 1 - t) * step + n]
         for x in range(n):
-            out[x] += wt * (src[x + lo] + src[x + hi])
+            out[x] += wt * (near[x] + far[x])
 
 
 @nb.njit(nogil=True, cache=True, fastmath={"contract"})
 def blur_image(img: np.ndarray, kernel_size: int, sigma: float) -> None:
-    """Gaussian-blur the (H, W, 3) uint8 image in place: reflect padding of ``k // 2``, float32, rounded."""
+    """Gaussian-blur the C-contiguous (H, W, 3) uint8 image in place: reflect padding of ``k // 2``, float32,
+    rounded half to even."""
     h, w = img.shape[0], img.shape[1]
     r = kernel_size // 2
     weights = gaussian_weights(kernel_size, sigma)
     row_len = w * 3
     tmp = np.empty((h, row_len), dtype=np.float32)
     padded = np.empty((w + 2 * r) * 3, dtype=np.float32)
+    rows = img.reshape(h, row_len)
+    inner = padded[r * 3:r * 3 + row_len]
     for y in range(h):
-        row = img[y]
-        for xp in range(w + 2 * r):
-            sx = reflect_index(xp - r, w)
+        row = rows[y]
+        for x in range(row_len):  # the row itself, then its mirrored margins
+            inner[x] = row[x]
+        for xp in range(r):
+            left = reflect_index(xp - r, w) * 3
+            right = reflect_index(w + xp, w) * 3
             for c in range(3):
-                padded[xp * 3 + c] = row[sx, c]
+                padded[xp * 3 + c] = row[left + c]
+                padded[(w + r + xp) * 3 + c] = row[right + c]
         _convolve_row(padded, 3, weights, tmp[y])
     # vertical pass: output row y mixes rows y - r .. y + r of tmp (mirrored at the borders), folded like the rows
     acc = np.empty(row_len, dtype=np.float32)
@@ -97,11 +118,9 @@ def blur_image(img: np.ndarray, kernel_size: int, sigma: float) -> None:
             below = tmp[reflect_index(y + r - t, h)]
             for x in range(row_len):
                 acc[x] += wt * (above[x] + below[x])
-        row = img[y]
-        for x in range(w):
-            for c in range(3):
-                v = np.rint(acc[x * 3 + c])
-                row[x, c] = 255 if v > 255.0 else np.uint8(v)
+        row = rows[y]
+        for x in range(row_len):
+            row[x] = _round_u8(acc[x])
 
 
 @nb.njit(nogil=True, cache=True)

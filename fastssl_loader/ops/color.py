@@ -5,9 +5,10 @@ fused multiply-add for ``a.add_(b, alpha=...)``. The helpers below mirror that a
 exactly through float64), so brightness, contrast, saturation and grayscale agree with torchvision on every
 pixel, and hue (the same float32 HSV round trip) agrees within one level.
 
-Speed: brightness and contrast are 256-entry lookup tables; the jitter steps run fused per pixel in their
-sampled order, in at most two passes (contrast needs the gray mean of the image as it is at its step, so the
-steps before it run in a first pass that also sums the gray values).
+Speed: brightness, contrast and solarize are 256-entry lookup tables, saturation two small float tables per
+image, gray an exact integer fixed-point sum; every kernel walks the image as one flat C-order array
+(``img`` must be C-contiguous, the contract's ``uint8[:, :, ::1]``), which is several times faster than
+indexing ``img[y, x, c]``.
 """
 from __future__ import annotations
 
@@ -28,6 +29,12 @@ _GRAY_G = _F32(0.587)
 _GRAY_B = _F32(0.114)
 _INV255 = _F32(1.0 / 255.0)
 _TO_U8 = _F32(255.0 + 1.0 - 1e-3)  # torchvision's float -> uint8 scale (then truncation)
+_FRAC_BITS = 28
+_GRAY_RI = int(np.float64(_GRAY_R) * 2**_FRAC_BITS)  # exact: float32 weights are multiples of 2**-28
+_GRAY_GI = int(np.float64(_GRAY_G) * 2**_FRAC_BITS)
+_GRAY_BI = int(np.float64(_GRAY_B) * 2**_FRAC_BITS)
+_FRAC_MASK = (1 << _FRAC_BITS) - 1
+_NEAR = 1 << 14  # 6e-5 of a level: well above float32 rounding error near 255 (1.5e-5)
 _SIXTH = _F32(1.0 / 6.0)
 _ZERO = _F32(0.0)
 _ONE = _F32(1.0)
@@ -46,10 +53,25 @@ def _fma32(a: np.float32, b: np.float32, c: np.float32) -> np.float32:
 
 
 @nb.njit(nogil=True, cache=True, inline="always")
-def gray_value(r: int, g: int, b: int) -> np.float32:
-    """torchvision's float32 gray ``0.2989 R + 0.587 G + 0.114 B`` of one uint8 pixel, floored."""
+def _gray_float(r: int, g: int, b: int) -> int:
+    """torchvision's float32 gray ``0.2989 R + 0.587 G + 0.114 B`` (two FMAs), floored."""
     acc = _fma32(np.float32(g), _GRAY_G, np.float32(r) * _GRAY_R)
-    return np.floor(_fma32(np.float32(b), _GRAY_B, acc))
+    return int(np.floor(_fma32(np.float32(b), _GRAY_B, acc)))
+
+
+@nb.njit(nogil=True, cache=True, inline="always")
+def gray_value(r: int, g: int, b: int) -> int:
+    """torchvision's floored uint8 gray of one pixel, exactly.
+
+    Fast path: the exact sum with the float32 weights, in integer fixed point (the weights are multiples of
+    2**-28). It differs from torch's float32 rounding only when the sum is within float error of an integer
+    (3 of the 2**24 colours), so those near-integer sums take the float path. Checked on all 2**24 colours.
+    """
+    acc = r * _GRAY_RI + g * _GRAY_GI + b * _GRAY_BI
+    frac = acc & _FRAC_MASK
+    if frac < _NEAR or frac > _FRAC_MASK - _NEAR:
+        return _gray_float(r, g, b)
+    return acc >> _FRAC_BITS
 
 
 @nb.njit(nogil=True, cache=True, inline="always")
@@ -64,29 +86,26 @@ def _blend(x: int, other: np.float32, ratio: np.float32, one_minus_ratio: np.flo
 
 
 @nb.njit(nogil=True, cache=True, inline="always")
-def _unit_to_u8(v: np.float32) -> int:
-    """torchvision's float [0, 1] -> uint8: ``trunc(v * 255.999)``."""
-    return int(v * _TO_U8)
-
-
-@nb.njit(nogil=True, cache=True)
 def hue_pixel(r: int, g: int, b: int, hue: np.float32) -> tuple[int, int, int]:
     """torchvision ``adjust_hue`` of one uint8 pixel: float32 RGB->HSV (Pillow's), ``h = (h + hue) mod 1``, back.
 
-    Gray pixels (max == min) come back unchanged, as in torchvision (saturation 0).
+    torch's round trip returns exactly the max channel for V and the min channel for ``V (1 - S)`` (checked for
+    every (max, min) pair), so only the middle channel is recomputed, with torch's float32 formula. Gray pixels
+    (max == min) come back unchanged, as in torch (saturation 0).
     """
-    if r == g and g == b:
+    hi = max(r, max(g, b))
+    lo = min(r, min(g, b))
+    if hi == lo:
         return r, g, b
     rf = np.float32(r) * _INV255
     gf = np.float32(g) * _INV255
     bf = np.float32(b) * _INV255
-    maxc = max(rf, max(gf, bf))
-    minc = min(rf, min(gf, bf))
-    span = maxc - minc
+    maxc = np.float32(hi) * _INV255
+    span = maxc - np.float32(lo) * _INV255
     s = span / maxc
-    if maxc == rf:
+    if r == hi:
         h = (maxc - bf) / span - (maxc - gf) / span
-    elif maxc == gf:
+    elif g == hi:
         h = ((maxc - rf) / span + _TWO) - (maxc - bf) / span
     else:
         h = ((maxc - gf) / span + _FOUR) - (maxc - rf) / span
@@ -99,20 +118,22 @@ def hue_pixel(r: int, g: int, b: int, hue: np.float32) -> tuple[int, int, int]:
     f = h6 - sector
     i = int(sector) % 6
     sf = s * f
-    one_minus_s = _ONE - s
-    v = _unit_to_u8(maxc)
-    p = _unit_to_u8(min(max(one_minus_s * maxc, _ZERO), _ONE))
+    if i % 2 == 0:
+        mid = (sf + (_ONE - s)) * maxc  # torch's t
+    else:
+        mid = (_ONE - sf) * maxc  # torch's q
+    m = int(min(max(mid, _ZERO), _ONE) * _TO_U8)
     if i == 0:
-        return v, _unit_to_u8(min(max((sf + one_minus_s) * maxc, _ZERO), _ONE)), p
+        return hi, m, lo
     if i == 1:
-        return _unit_to_u8(min(max((_ONE - sf) * maxc, _ZERO), _ONE)), v, p
+        return m, hi, lo
     if i == 2:
-        return p, v, _unit_to_u8(min(max((sf + one_minus_s) * maxc, _ZERO), _ONE))
+        return lo, hi, m
     if i == 3:
-        return p, _unit_to_u8(min(max((_ONE - sf) * maxc, _ZERO), _ONE)), v
+        return lo, m, hi
     if i == 4:
-        return _unit_to_u8(min(max((sf + one_minus_s) * maxc, _ZERO), _ONE)), p, v
-    return v, p, _unit_to_u8(min(max((_ONE - sf) * maxc, _ZERO), _ONE))
+        return m, lo, hi
+    return hi, lo, m
 
 
 @nb.njit(nogil=True, cache=True)
@@ -134,77 +155,98 @@ def fill_contrast_lut(factor: float, mean: np.float32, lut: np.ndarray) -> None:
 
 
 @nb.njit(nogil=True, cache=True)
-def _run_steps(img: np.ndarray, steps: np.ndarray, start: int, stop: int, luts: np.ndarray,
-               saturation: float, hue: float, want_gray_sum: bool) -> float:
-    """Apply ``steps[start:stop]`` to every pixel in place; return the sum of the result's floored gray if asked.
+def fill_saturation_tables(factor: float, tables: np.ndarray) -> None:
+    """Tables for torchvision ``adjust_saturation`` (a blend with the pixel's gray): ``tables[0][x]`` = float32
+    ``x * factor`` and ``tables[1][gray]`` = ``gray * (1 - factor)`` exactly, both as float64, so one pixel's
+    blend is the float32 rounding of a sum of two lookups (torch's FMA, exactly)."""
+    f = np.float32(factor)
+    rest = np.float64(np.float32(1.0 - factor))
+    for x in range(256):
+        tables[0, x] = np.float64(np.float32(x) * f)
+        tables[1, x] = x * rest
 
-    Brightness and contrast read ``luts[0]`` / ``luts[1]``; every step ends in uint8, like torchvision.
-    """
-    s_f = np.float32(saturation)
-    s_rest = np.float32(1.0 - saturation)
+
+@nb.njit(nogil=True, cache=True, inline="always")
+def _saturate(x: int, gray: int, tables: np.ndarray) -> int:
+    """One channel of ``adjust_saturation`` from :func:`fill_saturation_tables`: clamped, truncated."""
+    v = np.float32(tables[0, x] + tables[1, gray])
+    if v < _ZERO:
+        return 0
+    if v > _MAX:
+        return 255
+    return int(v)
+
+
+@nb.njit(nogil=True, cache=True)
+def apply_lut(img: np.ndarray, lut: np.ndarray) -> None:
+    """``img = lut[img]`` in place, for every channel of every pixel."""
+    data = img.reshape(-1)
+    for i in range(data.shape[0]):
+        data[i] = lut[data[i]]
+
+
+@nb.njit(nogil=True, cache=True)
+def gray_mean(img: np.ndarray) -> np.float32:
+    """torchvision's contrast mean: float32 mean of the floored gray image (its float32 sum is exact below 2**24)."""
+    data = img.reshape(-1)
+    total = 0
+    for i in range(0, data.shape[0], 3):
+        total += gray_value(np.int64(data[i]), np.int64(data[i + 1]), np.int64(data[i + 2]))
+    return np.float32(total) / np.float32(img.shape[0] * img.shape[1])
+
+
+@nb.njit(nogil=True, cache=True)
+def saturate_image(img: np.ndarray, factor: float) -> None:
+    """torchvision ``adjust_saturation`` in place: each channel blended with the pixel's gray."""
+    tables = np.empty((2, 256), dtype=np.float64)
+    fill_saturation_tables(factor, tables)
+    data = img.reshape(-1)
+    for i in range(0, data.shape[0], 3):
+        r = np.int64(data[i])
+        g = np.int64(data[i + 1])
+        b = np.int64(data[i + 2])
+        gray = gray_value(r, g, b)
+        data[i] = _saturate(r, gray, tables)
+        data[i + 1] = _saturate(g, gray, tables)
+        data[i + 2] = _saturate(b, gray, tables)
+
+
+@nb.njit(nogil=True, cache=True)
+def hue_image(img: np.ndarray, hue: float) -> None:
+    """torchvision ``adjust_hue`` in place."""
     h_f = np.float32(hue)
-    total = 0.0
-    for y in range(img.shape[0]):
-        row = img[y]
-        for x in range(img.shape[1]):
-            r = np.int64(row[x, 0])
-            g = np.int64(row[x, 1])
-            b = np.int64(row[x, 2])
-            for k in range(start, stop):
-                step = steps[k]
-                if step == BRIGHTNESS or step == CONTRAST:
-                    lut = luts[step]
-                    r = np.int64(lut[r])
-                    g = np.int64(lut[g])
-                    b = np.int64(lut[b])
-                elif step == SATURATION:
-                    gray = gray_value(r, g, b)
-                    r = _blend(r, gray, s_f, s_rest)
-                    g = _blend(g, gray, s_f, s_rest)
-                    b = _blend(b, gray, s_f, s_rest)
-                else:
-                    r, g, b = hue_pixel(r, g, b, h_f)
-            if stop > start:
-                row[x, 0] = r
-                row[x, 1] = g
-                row[x, 2] = b
-            if want_gray_sum:
-                total += gray_value(r, g, b)
-    return total
+    data = img.reshape(-1)
+    for i in range(0, data.shape[0], 3):
+        r, g, b = hue_pixel(np.int64(data[i]), np.int64(data[i + 1]), np.int64(data[i + 2]), h_f)
+        data[i] = r
+        data[i + 1] = g
+        data[i + 2] = b
 
 
 @nb.njit(nogil=True, cache=True)
 def jitter_kernel(img: np.ndarray, params: np.ndarray) -> None:
     """Apply ColorJitter in place from its parameter slice (see :attr:`ColorJitter.param_names`).
 
-    Steps whose factor is the identity (1, or 0 for hue) are skipped, like torchvision's ``None`` ranges.
+    One tight pass per step, in the sampled order (the image stays in cache between passes; a per-pixel
+    dispatch over the steps measured slower). Steps whose factor is the identity (1, or 0 for hue) are
+    skipped, like torchvision's ``None`` ranges.
     """
     if params[0] == 0.0:
         return
-    steps = np.empty(4, dtype=np.int64)
-    n = 0
-    split = -1  # position of the contrast step, which needs the gray mean of the image at that point
+    lut = np.empty(256, dtype=np.uint8)
     for k in range(4):
         step = np.int64(params[5 + k])
-        identity = 0.0 if step == HUE else 1.0
-        if params[1 + step] != identity:
-            if step == CONTRAST:
-                split = n
-            steps[n] = step
-            n += 1
-    if n == 0:
-        return
-    luts = np.empty((2, 256), dtype=np.uint8)
-    if params[1] != 1.0:
-        fill_brightness_lut(params[1], luts[BRIGHTNESS])
-    if split < 0:
-        _run_steps(img, steps, 0, n, luts, params[3], params[4], False)
-        return
-    total = _run_steps(img, steps, 0, split, luts, params[3], params[4], True)
-    # torch: float32 sum of the floored gray, divided by the pixel count (the sum is exact below 2**24)
-    mean = np.float32(total) / np.float32(img.shape[0] * img.shape[1])
-    fill_contrast_lut(params[2], mean, luts[CONTRAST])
-    _run_steps(img, steps, split, n, luts, params[3], params[4], False)
+        factor = params[1 + step]
+        if step == BRIGHTNESS and factor != 1.0:
+            fill_brightness_lut(factor, lut)
+            apply_lut(img, lut)
+        elif step == CONTRAST and factor != 1.0:
+            fill_contrast_lut(factor, gray_mean(img), lut)
+            apply_lut(img, lut)
+        elif step == SATURATION and factor != 1.0:
+            saturate_image(img, factor)
+        elif step == HUE and factor != 0.0:
+            hue_image(img, factor)
 
 
 @nb.njit(nogil=True, cache=True)
@@ -212,13 +254,12 @@ def grayscale_kernel(img: np.ndarray, params: np.ndarray) -> None:
     """torchvision ``rgb_to_grayscale(num_output_channels=3)`` in place when ``params[0]`` says it fired."""
     if params[0] == 0.0:
         return
-    for y in range(img.shape[0]):
-        row = img[y]
-        for x in range(img.shape[1]):
-            v = np.uint8(gray_value(row[x, 0], row[x, 1], row[x, 2]))
-            row[x, 0] = v
-            row[x, 1] = v
-            row[x, 2] = v
+    data = img.reshape(-1)
+    for i in range(0, data.shape[0], 3):
+        v = gray_value(np.int64(data[i]), np.int64(data[i + 1]), np.int64(data[i + 2]))
+        data[i] = v
+        data[i + 1] = v
+        data[i + 2] = v
 
 
 @nb.njit(nogil=True, cache=True)
@@ -228,17 +269,6 @@ def solarize_lut(threshold: float) -> np.ndarray:
     for x in range(256):
         lut[x] = 255 - x if x >= threshold else x
     return lut
-
-
-@nb.njit(nogil=True, cache=True)
-def apply_lut(img: np.ndarray, lut: np.ndarray) -> None:
-    """``img = lut[img]`` in place, for every channel of every pixel."""
-    for y in range(img.shape[0]):
-        row = img[y]
-        for x in range(img.shape[1]):
-            row[x, 0] = lut[row[x, 0]]
-            row[x, 1] = lut[row[x, 1]]
-            row[x, 2] = lut[row[x, 2]]
 
 
 def check_probability(p: float, op: str) -> float:
