@@ -66,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             from .numpy_arrays import convert_numpy
             report = convert_numpy(args.src, args.dst, labels=args.labels, **options)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, OSError) as exc:  # bad input or unreadable/unwritable paths: one clear line
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(report)
