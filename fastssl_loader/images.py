@@ -12,8 +12,10 @@ trains on, except where that loader is wrong):
   (Pillow's own conversion clips instead, which turns most 16-bit images white);
 * EXIF orientation -> applied, so the pixels are upright (torchvision's loader ignores it; we do not).
 
-Encoded JPEGs that libjpeg-turbo decodes to exactly these pixels (3-component YCbCr/RGB or grayscale, EXIF
-orientation absent or 1) are "plain": the writer may store their bytes untouched (``passthrough``).
+Encoded JPEGs that libjpeg-turbo decodes to exactly these pixels (3-component YCbCr/RGB or grayscale,
+baseline or progressive, EXIF orientation absent or 1) are "plain": the writer may store their bytes
+untouched (``passthrough``); CMYK and EXIF-rotated JPEGs are always decoded here and re-encoded.
+``capped_shape``/``cap_resolution`` implement ``max_resolution`` (area downscale, never upscale).
 """
 from __future__ import annotations
 
