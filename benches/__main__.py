@@ -205,8 +205,9 @@ class Bench:
 
     def add(self, fig: Figure) -> Figure:
         self.figures.append(fig)
+        compile_s = f", compile {fig.compile_s:.1f} s" if fig.compile_s is not None else ""
         _log(f"  {fig.group:10s} {fig.loader:22s} {fig.config}: {fig.images_per_s:,.0f} img/s "
-             f"(warm-up {fig.warmup_s:.1f} s)")
+             f"(warm-up {fig.warmup_s:.1f} s{compile_s})")
         return fig
 
     def storages(self) -> dict[str, str]:
@@ -296,15 +297,21 @@ class Bench:
 
 
 def headline(figures: list[Figure], limits: dict[str, Any] | None, workers: int) -> list[dict[str, Any]]:
-    """Per rung and storage: ours / fastest torchvision, and ours / all-core decode limit."""
+    """Per rung and storage: ours / fastest torchvision, ours / all-core decode limit, and what the rung adds.
+
+    ``added_core_us_per_image``: core-microseconds per image (both views) this rung costs over the previous
+    measured rung of the same storage, ``workers * (1/rate - 1/previous_rate)``; negative values are noise.
+    """
     from benches.decode_limit import limit_rate
 
     limit = limit_rate(limits, workers, 1) if limits else None
-    rows = []
-    for f in figures:
-        if f.group != "ladder" or f.loader != "fastssl":
-            continue
+    ours = sorted((f for f in figures if f.group == "ladder" and f.loader == "fastssl"),
+                  key=lambda f: (f.config["storage"], f.config["rung"]))
+    rows, previous = [], {}
+    for f in ours:
         best = fastest_torchvision(figures, "ladder", {"rung": f.config["rung"], "size": f.config["size"]})
+        before = previous.get(f.config["storage"])
+        previous[f.config["storage"]] = f
         rows.append({
             "rung": f.config["rung"], "name": ladder.RUNG_NAMES[f.config["rung"]], "storage": f.config["storage"],
             "fastssl_images_per_s": f.images_per_s,
@@ -313,19 +320,36 @@ def headline(figures: list[Figure], limits: dict[str, Any] | None, workers: int)
             "speedup_vs_fastest_torchvision": f.images_per_s / best.images_per_s if best else None,
             "fraction_of_decode_limit": f.images_per_s / limit if limit and f.config["storage"] in ("jpeg", "file")
             else None,
+            "added_core_us_per_image": (workers * 1e6 * (1 / f.images_per_s - 1 / before.images_per_s)
+                                        if before else None),
         })
     return rows
 
 
+def ffcv_ratios(figures: list[Figure]) -> dict[str, float]:
+    """Ours / FFCV on the same stored files, one view and two views (FFCV decodes once per view)."""
+    by = {(f.loader, f.config.get("views")): f.images_per_s for f in figures if f.group == "ffcv"}
+    out = {}
+    for n in (1, 2):
+        ffcv = next((v for (loader, _), v in by.items() if loader == f"ffcv-{n}view"), None)
+        ours = next((v for (loader, views), v in by.items() if loader == "fastssl" and views.startswith(f"{n}x")),
+                    None)
+        if ffcv and ours:
+            out[f"{n}view_fastssl_over_ffcv"] = ours / ffcv
+    return out
+
+
 def format_headline(rows: list[dict[str, Any]]) -> str:
-    lines = ["rung  augmentations  storage  fastssl img/s  fastest torchvision (img/s)   speedup  x decode limit"]
+    lines = ["rung  augmentations  storage  fastssl img/s  fastest torchvision (img/s)   speedup  x decode limit"
+             "  +core-us/img"]
     for r in rows:
         tv = f"{r['fastest_torchvision']} ({r['torchvision_images_per_s']:,.0f})" if r["fastest_torchvision"] \
             else "-"
         sp = f"{r['speedup_vs_fastest_torchvision']:.2f}x" if r["speedup_vs_fastest_torchvision"] else "-"
         fr = f"{r['fraction_of_decode_limit']:.2f}" if r["fraction_of_decode_limit"] else "-"
+        add = f"{r['added_core_us_per_image']:,.0f}" if r["added_core_us_per_image"] is not None else "-"
         lines.append(f"{r['rung']:<5d} {r['name']:<14s} {r['storage']:<8s} {r['fastssl_images_per_s']:>13,.0f}  "
-                     f"{tv:<28s}  {sp:>7s}  {fr:>14s}")
+                     f"{tv:<28s}  {sp:>7s}  {fr:>14s}  {add:>12s}")
     return "\n".join(lines)
 
 
@@ -362,12 +386,13 @@ def main(argv: list[str] | None = None) -> int:
 
         op_costs = op_costs_bench.measure(repeats=50)
     rows = headline(bench.figures, limits, a.workers)
+    ratios = ffcv_ratios(bench.figures)
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()}
     out_json = write_json(a.out / "bench.json", bench.figures, machine=machine, settings=settings,
                           dataset={"name": data.name, "images": len(data.files), **data.info},
                           decode_limit=limits, torchvision_blur={"chosen": bench.blur, "ms_per_image":
                                                                  bench.blur_timings},
-                          ffcv=ffcv_status, headline=rows, op_costs=op_costs,
+                          ffcv={"status": ffcv_status, **ratios}, headline=rows, op_costs=op_costs,
                           total_seconds=time.perf_counter() - start)
     title = (f"{data.name}: {len(data.files)} images, batch {a.batch_size}, {a.workers} workers, "
              f"{machine['cpu_model']}")
@@ -383,7 +408,12 @@ def main(argv: list[str] | None = None) -> int:
     if rows:
         print("\nHeadline (two views; speedup against the FASTEST torchvision variant per rung):")
         print(format_headline(rows))
-    print(f"\nFFCV: {ffcv_status}")
+    print(f"\nFFCV: {ffcv_status}" + "".join(f"; {k} {v:.2f}x" for k, v in ratios.items()))
+    if op_costs:
+        print("\nOp costs (benches.op_costs: microseconds per image, one core):")
+        for size, ops in op_costs.items():
+            print(f"  {size}: " + ", ".join(f"{name} {r['ours_us']:.0f} (torchvision {r['torchvision_us']:.0f})"
+                                          for name, r in ops.items()))
     print(f"\nsaved {out_json}" + (f" and {png}" if png else "") + f" in {time.perf_counter() - start:.0f} s")
     return 0
 

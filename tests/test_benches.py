@@ -11,7 +11,7 @@ from PIL import Image
 
 from benches import decode_limit, ladder, report, synthetic_data
 from benches import torchvision_baseline as tvb
-from benches.__main__ import PRESETS, fastest_torchvision, headline, main, parse_args
+from benches.__main__ import PRESETS, _export_fssl, fastest_torchvision, ffcv_ratios, headline, main, parse_args
 
 IMAGENET_SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenet-sample"
 
@@ -292,6 +292,9 @@ def test_table_headline_and_chart(tmp_path):
     assert by[(5, "jpeg")]["speedup_vs_fastest_torchvision"] == pytest.approx(8.0)
     assert by[(1, "jpeg")]["fraction_of_decode_limit"] == pytest.approx(0.5)
     assert by[(1, "raw")]["fraction_of_decode_limit"] is None
+    # rung 5 (200 img/s) over rung 1 (400 img/s) with 2 workers: 2 * (1/200 - 1/400) s = 5000 core-us per image
+    assert by[(5, "jpeg")]["added_core_us_per_image"] == pytest.approx(5000.0)
+    assert by[(1, "jpeg")]["added_core_us_per_image"] is None
     table = report.format_table(figs)
     assert len(table.splitlines()) == len(figs) + 2
     assert "torchvision-v2-tensor" in table and "rung=5" in table
@@ -341,6 +344,30 @@ def test_ffcv_skips_cleanly_when_not_importable(tmp_path):
     figs, status = ffcv_baseline.ffcv_figures(["a.jpg"], [0], tmp_path, size=224, batch_size=8, workers=1,
                                               epochs=1)
     assert figs == [] and status.startswith("skipped") and "--ffcv-python" in status
+
+
+def test_ffcv_ratios_compare_same_view_counts():
+    def fig(loader, views, seconds):
+        return report.Figure("ffcv", loader, {"views": views}, 100, [seconds], 1.0)
+
+    figs = [fig("ffcv-1view", "1x224", 1.0), fig("ffcv-2view", "2x224", 2.0), fig("fastssl", "1x224", 0.5),
+            fig("fastssl", "2x224", 0.5)]
+    assert ffcv_ratios(figs) == {"1view_fastssl_over_ffcv": 2.0, "2view_fastssl_over_ffcv": 4.0}
+    assert ffcv_ratios(figs[:2]) == {}
+
+
+def test_export_of_a_converted_file_for_the_baselines(tmp_path):
+    from fastssl_loader import write_dataset
+    from fastssl_loader.jpeg import decode_jpeg
+
+    rng = np.random.default_rng(1)
+    images = [(rng.integers(0, 255, (30, 40, 3), dtype=np.uint8), 7 - i) for i in range(3)]
+    raw = tmp_path / "r.fssl"
+    write_dataset(raw, images, mode="raw", num_workers=0, progress=False)
+    samples = _export_fssl(raw, tmp_path / "export", quality=90)
+    assert [lab for _, lab in samples] == [7, 6, 5]
+    for f, _ in samples:
+        assert decode_jpeg(Path(f).read_bytes()).shape == (30, 40, 3)
 
 
 def test_parse_args_presets_and_errors(tmp_path):
