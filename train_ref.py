@@ -132,6 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--lars-eta", type=float, default=0.001, help="LARS trust coefficient")
     g.add_argument("--amp", choices=("none", "bf16", "fp16"), default="none", help="autocast dtype (CUDA only)")
     g.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    g.add_argument("--threads", type=int, default=None, help="torch intra-op CPU threads (default: torch's choice; "
+                   "1 avoids OpenMP spin contention on busy or small machines)")
     g.add_argument("--seed", type=int, default=0)
     g = p.add_argument_group("evaluation")
     g.add_argument("--probe-lr", type=float, default=1e-3, help="online linear probe AdamW lr")
@@ -918,8 +920,8 @@ def summary_table(epochs: list[dict], final: dict[str, float]) -> str:
     heads = ["epoch", "loss", "lr", "img/s", "wait", "time_s", "knn@1", "probe@1"]
     lines = ["  ".join(f"{h:>{len(f.format(0)) if 'e' not in f else 9}}" for h, (_, f) in zip(heads, cols))]
     for rec in epochs:
-        lines.append("  ".join(f.format(rec[k]) if isinstance(rec.get(k), (int, float)) else f"{'-':>5}"
-                               for k, f in cols))
+        lines.append("  ".join(f.format(rec[k]) if isinstance(rec.get(k), (int, float))
+                               else "-".rjust(len(f.format(0))) for k, f in cols))
     sets = sorted({k.split("/")[0] for k in final if "/" in k})
     if sets:
         lines.append(f"{'eval set':<28} {'knn@1':>7} {'knn@5':>7} {'probe@1':>8} {'probe@5':>8}")
@@ -961,6 +963,8 @@ def seed_epoch(seed: int, epoch: int) -> None:
 def train(args: argparse.Namespace) -> dict[str, Any]:
     """Run the whole job; returns the final evaluation and the per-epoch records."""
     device = pick_device(args.device)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     if device.type == "cuda":
         torch.cuda.set_device(device)
     rank, world = init_distributed(device)
@@ -1092,10 +1096,10 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
                 "optimizer": optimizer.state_dict(), "probe_optimizer": probe_optimizer.state_dict(),
                 "scaler": scaler.state_dict(), "epoch": epoch + 1, "step": step, "history": history,
                 "rng": rng_state(), "args": vars(args)})
-    if evaluating and not final:
+    if evaluating and not final and last_epoch == args.epochs:  # e.g. --epochs 0, or resumed after the end
         eval_start = time.perf_counter()
         final = evaluate(model, bank_loader, eval_loaders, num_classes, args, device, amp)
-        record = {"type": "epoch", "epoch": args.epochs, "step": step, **final,
+        record = {"type": "eval", "epoch": max(last_epoch, start_epoch), "step": step, **final,
                   "eval_time_s": time.perf_counter() - eval_start}
         history.append(record)
         log.write(record, step)

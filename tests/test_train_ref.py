@@ -35,7 +35,7 @@ def data(tmp_path_factory) -> Path:
 def run(data: Path, out: Path, *extra: str) -> dict:
     argv = ["--data", str(data), "--arch", "small", "--width", "4", "--projector", "32-16", "--predictor", "32-16",
             "--size", "32", "--epochs", "1", "--batch-size", "16", "--workers", "1", "--eval-batch-size", "32",
-            "--knn-k", "5", "--no-progress", "--cache-dir", str(out.parent / "cache"), "--out", str(out), *extra]
+            "--knn-k", "5", "--threads", "1", "--no-progress", "--cache-dir", str(out.parent / "cache"), "--out", str(out), *extra]
     return tr.main(argv)
 
 
@@ -50,7 +50,7 @@ EPOCH_KEYS = {"epoch", "step", "lr", "loss", "probe_loss", "images_per_s", "data
 @pytest.mark.parametrize("method", tr.METHODS)
 def test_each_method_trains_and_logs(data: Path, tmp_path: Path, method: str):
     out = tmp_path / method
-    result = run(data, out, "--method", method)
+    result = run(data, out, "--method", method, "--views", "simclr")  # one view list: the kernels compile once
     records = log_records(out)
     epochs = [r for r in records if r["type"] == "epoch"]
     assert len(epochs) == 1 and EPOCH_KEYS <= set(epochs[0])
@@ -87,6 +87,7 @@ def test_torchvision_transform_mirrors_the_view():
     assert isinstance(center.transforms[1], v2.Resize)
 
 
+@pytest.mark.slow  # compiles the multi-crop views' kernels
 def test_multicrop_and_shifted_evals(data: Path, tmp_path: Path):
     out = tmp_path / "mc"
     run(data, out, "--method", "vicreg", "--views", "dino", "--local-size", "16", "--n-local", "2",
@@ -108,7 +109,7 @@ def test_epochs_zero_evaluates_random_init(data: Path, tmp_path: Path):
 
 
 def test_resume_gives_the_same_next_steps(data: Path, tmp_path: Path):
-    common = ("--method", "byol", "--epochs", "2", "--log-every", "1", "--eval-every", "100")
+    common = ("--method", "byol", "--views", "simclr", "--epochs", "2", "--log-every", "1", "--eval-every", "100")
     run(data, tmp_path / "full", *common)
     run(data, tmp_path / "first", *common, "--stop-after", "1")
     assert [r["epoch"] for r in log_records(tmp_path / "first") if r["type"] == "epoch"] == [1]
