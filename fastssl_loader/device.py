@@ -70,7 +70,6 @@ class DeviceStage:
             return [self._cpu_tensor(torch.from_numpy(v)) for v in views]
         consumer = torch.cuda.current_stream(self.device)
         with torch.cuda.stream(self._stream):
-            self._stream.wait_stream(consumer)  # the destination memory may have been freed by the consumer
             on_gpu = [torch.from_numpy(v).to(self.device, non_blocking=True) for v in views]
             event = torch.cuda.Event()
             event.record(self._stream)
@@ -82,6 +81,10 @@ class DeviceStage:
             y = x if self.dtype == torch.uint8 else torch.addcmul(bias, x.float(), scale).to(self.dtype)
             out.append(y.contiguous(memory_format=torch.channels_last) if self.channels_last else y)
         return out
+
+    def labels(self, labels: torch.Tensor) -> torch.Tensor:
+        """The batch's labels on the loader's device (a tiny copy on CUDA)."""
+        return labels.to(self.device) if self.is_cuda else labels
 
     def _cpu_tensor(self, x: torch.Tensor) -> torch.Tensor:
         if self.dtype not in (torch.uint8, torch.float32):

@@ -8,7 +8,7 @@ Usage::
         for views, labels in loader:           # views: one [B, 3, H, W] tensor per view; labels: int64 [B]
             ...
 
-What one iteration yields: ``(views, labels)``, then ``indices`` (int64 [B], the sample indices) appended
+What one iteration yields: ``(views, labels)`` (both on the loader's device), then ``indices`` (int64 [B], the sample indices) appended
 when ``return_indices=True``, then ``params`` appended when ``return_params=True``. ``params`` is a list
 with one float64 [B, P] array per view, its columns named by ``loader.param_names(view)``. So with both:
 ``views, labels, indices, params = batch``.
@@ -208,7 +208,8 @@ class Loader:
         return iterator
 
     def close(self) -> None:
-        """Stop the running iteration's threads (also done on garbage collection)."""
+        """Stop the running iteration's threads (dropping the iterator does it too: a running iterator keeps
+        its loader alive, and its own finaliser joins the threads)."""
         self._stop_active()
 
     def __enter__(self) -> Loader:
@@ -216,12 +217,6 @@ class Loader:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
-
-    def __del__(self) -> None:
-        try:
-            self._stop_active()
-        except Exception:  # interpreter shutdown: nothing left to stop
-            pass
 
     def _stop_active(self) -> None:
         iterator = self._active() if self._active is not None else None
@@ -384,7 +379,8 @@ class _EpochIterator:
             self.close()
             raise result
         slot, views, ids, params = result
-        batch: tuple = (loader._device.deliver(slot, views), torch.from_numpy(loader.reader.labels[ids]))
+        batch: tuple = (loader._device.deliver(slot, views),
+                        loader._device.labels(torch.from_numpy(loader.reader.labels[ids])))
         if loader.return_indices:
             batch += (torch.from_numpy(ids),)
         if loader.return_params:
