@@ -2,16 +2,26 @@
 
 The op kernels are composed without per-op Python calls: the plan writes the source text of a small driver
 that calls each op's sampler (or kernel) in list order on its slice of the parameter row, and compiles it
-with the op functions as its globals. Each driver is one Numba function per distinct view, compiled once per
-process on first use (``nogil=True``; the heavy op kernels it calls are ``cache=True``, the generated driver
-cannot be cached because it has no source file). The output size is a runtime argument (the shape of the
-output array), so a :class:`~fastssl_loader.progressive.ProgressiveResolution` schedule never recompiles.
+with the op functions as its globals. Each driver is one Numba function per distinct view (views with equal
+ops share it; the view index is a runtime argument), compiled lazily on first use with ``nogil=True`` and
+``cache=True``: the driver source is written to a module file named by a hash of the ops' arguments and of the
+code of their modules (``$FASTSSL_LOADER_CACHE``, default ``~/.cache/fastssl_loader/plans``), so only the
+first process on a machine pays the compilation (seconds per view); later ones load it. The output size is a
+runtime argument (the shape of the output array), so a :class:`~fastssl_loader.progressive.ProgressiveResolution`
+schedule never recompiles.
 
 apply = geometry kernel into an (H, W, 3) uint8 working image, each pixel op in place, then one store pass
 writing ``out[i]`` as CHW: uint8 as is, or float32 ``(x / 255 - mean) / std`` (``x / 255`` without Normalize).
 """
 from __future__ import annotations
 
+import hashlib
+import importlib.util
+import inspect
+import os
+import sys
+import threading
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numba as nb
@@ -71,14 +81,55 @@ def _driver_source(n_pixel_ops: int, bounds: list[int]) -> tuple[str, str]:
         cols = f"row[{bounds[k]}:{bounds[k + 1]}]"
         sample_lines.append(f"        sample_{k}(state, {cols})")
         apply_lines.append(f"        kernel_{k}(work, {cols})")
-    apply_lines.append("        store(work, out[i], scale, shift)")
+    apply_lines.append("        STORE(work, out[i], scale, shift)")
     return "\n".join(sample_lines) + "\n", "\n".join(apply_lines) + "\n"
 
 
-def _compile(source: str, name: str, namespace: dict) -> Callable:
-    """exec ``source`` with ``namespace`` as globals and return its function ``name`` as an njit dispatcher."""
-    exec(compile(source, f"<fastssl_loader.plan {name}>", "exec"), namespace)
-    return nb.njit(nogil=True)(namespace[name])
+def _cache_dir() -> Path | None:
+    """Folder for generated driver modules (``$FASTSSL_LOADER_CACHE`` or ``~/.cache/fastssl_loader``), or None."""
+    folder = Path(os.environ.get("FASTSSL_LOADER_CACHE", Path.home() / ".cache" / "fastssl_loader")) / "plans"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return folder if os.access(folder, os.W_OK) else None
+
+
+def _cache_key(source: str, ops: Sequence[Op]) -> str:
+    """Hash of everything compiled into a driver: its text, each op's arguments and the code of their modules."""
+    modules = {inspect.getsourcefile(type(op)) for op in ops} | {inspect.getsourcefile(rng), __file__}
+    digest = hashlib.sha256(source.encode())
+    digest.update(nb.__version__.encode())
+    for op in ops:
+        digest.update(f"{type(op).__module__}.{type(op).__qualname__}{op!r}".encode())
+    for path in sorted(str(m) for m in modules):
+        digest.update(Path(path).read_bytes())
+    return digest.hexdigest()[:24]
+
+
+def _compile(source: str, name: str, namespace: dict, ops: Sequence[Op]) -> Callable:
+    """Compile ``source``'s function ``name`` (globals: ``namespace``) as an njit(nogil) dispatcher.
+
+    The source is written once to a module file named by :func:`_cache_key`, so Numba's ``cache=True`` can keep
+    the compiled driver (with every op kernel inlined) across processes: later processes load it instead of
+    compiling. Without a writable cache folder it is exec'd and compiled per process.
+    """
+    folder = _cache_dir()
+    if folder is None:
+        exec(compile(source, f"<fastssl_loader.plan {name}>", "exec"), namespace)
+        return nb.njit(nogil=True)(namespace[name])
+    module_name = f"fastssl_plan_{name}_{_cache_key(source, ops)}"
+    path = folder / f"{module_name}.py"
+    if not path.exists():
+        tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_text("import numba as nb\n\n\n@nb.njit(nogil=True, cache=True)\n" + source)
+        os.replace(tmp, path)
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)
+    module.__dict__.update(namespace)
+    sys.modules[module_name] = module  # Numba's cache re-imports the module of a cached function by name
+    spec.loader.exec_module(module)
+    return getattr(module, name)
 
 
 def _unique_names(names: list[str]) -> list[str]:
@@ -148,8 +199,10 @@ class ViewPlan:
         for k, op in enumerate(self.pixel_ops, start=1):
             namespace[f"sample_{k}"] = op.make_sampler()
             namespace[f"kernel_{k}"] = op.make_kernel()
-        self._sample = _compile(sample_src, "sample_all", dict(namespace))
-        self._apply = {dtype: _compile(apply_src, "apply_all", dict(namespace, store=store))
+        all_ops = [self.geometry, *self.pixel_ops]
+        self._sample = _compile(sample_src, "sample_all", namespace, all_ops)
+        self._apply = {dtype: _compile(apply_src.replace("STORE", store.__name__), "apply_all",
+                                       dict(namespace, **{store.__name__: store}), all_ops)
                        for dtype, store in _STORES.items()}
 
     def output_size(self, epoch: int) -> tuple[int, int]:

@@ -399,3 +399,7 @@ class CenterCrop(Resize):
     def __init__(self, size: int | tuple[int, int], resize: int | tuple[int, int] | None = None,
                  interpolation: str = "bilinear", antialias: bool = True) -> None:
         super().__init__(resize, crop=size, interpolation=interpolation, antialias=antialias)
+
+    def __repr__(self) -> str:
+        return (f"CenterCrop(size={self.crop!r}, resize={self.size!r}, interpolation={self.interpolation!r}, "
+                f"antialias={self.antialias!r})")
