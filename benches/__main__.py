@@ -16,7 +16,7 @@ import hashlib
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -134,9 +134,14 @@ def _source_samples(a: argparse.Namespace) -> tuple[str, list[tuple[str, int]], 
     has_classes = any(e.is_dir() for e in os.scandir(root))
     samples, _ = list_samples(root) if has_classes else list_flat_samples(root)
     samples = samples[:a.images] if a.images_given else samples
-    digest = hashlib.sha1(str(root).encode()).hexdigest()[:8]
+    digest = _digest(str(root), sum(os.stat(f).st_size for f, _ in samples))
     return f"{root.name}-{digest}-n{len(samples)}", samples, {"source": str(root), "layout":
                                                                 "imagefolder" if has_classes else "flat"}
+
+
+def _digest(*parts: Any) -> str:
+    """Short cache key: converted files are reused only for the same source path and content size."""
+    return hashlib.sha1(repr(parts).encode()).hexdigest()[:8]
 
 
 def _export_fssl(path: Path, dst: Path, quality: int) -> list[tuple[str, int]]:
@@ -162,7 +167,8 @@ def prepare_data(a: argparse.Namespace) -> Dataset:
     from fastssl_loader import write_dataset
 
     if a.data is not None and a.data.is_file():
-        name = a.data.stem
+        stat = a.data.stat()
+        name = f"{a.data.stem}-{_digest(str(a.data.resolve()), stat.st_size, stat.st_mtime_ns)}"
         samples = _export_fssl(a.data, a.work_dir / f"{name}-export", a.jpeg_quality)
         return Dataset(name, [s[0] for s in samples], [s[1] for s in samples], {"file": str(a.data)},
                        {"source": str(a.data), "note": "converted file used as given; storage modes do not apply"})
@@ -213,6 +219,10 @@ class Bench:
     def storages(self) -> dict[str, str]:
         return self.data.converted
 
+    def jpeg_storage(self) -> str | None:
+        """The converted file stored as JPEG: our 'jpeg' mode, or a given .fssl file."""
+        return next((k for k in ("jpeg", "file") if k in self.data.converted), None)
+
     def choose_blurs(self) -> None:
         from benches.torchvision_baseline import choose_blur
 
@@ -259,17 +269,21 @@ class Bench:
                         self.fastssl(views, "resolution", cfg, storage)
 
     def run_scaling(self) -> None:
-        storage = next(iter(self.storages()))
+        """1 .. N-1 workers at rungs 1 and 5 (the N-worker point is the ladder's figure, copied)."""
+        storage = self.jpeg_storage() or next(iter(self.storages()))
         for rung in sorted({1, 5} & set(self.a.rungs)):
-            views = ladder.byol_rung(rung, self.a.sizes[0])
+            views, cfg = ladder.byol_rung(rung, self.a.sizes[0]), {"rung": rung, "size": self.a.sizes[0]}
             best = fastest_torchvision(self.figures, "ladder", {"rung": rung})
-            for w in range(1, self.a.workers + 1):
-                cfg = {"rung": rung, "size": self.a.sizes[0]}
-                if "torchvision" in self.a.loaders:
+            ours = [f for f in self.figures if f.group == "ladder" and f.loader == "fastssl"
+                    and f.config["rung"] == rung and f.config["storage"] == storage]
+            for w in range(1, self.a.workers):
+                if best:
                     self.torchvision(views, "scaling", cfg, workers=w,
-                                     variants=[best.loader.removeprefix("torchvision-")] if best else None)
-                if "fastssl" in self.a.loaders:
+                                     variants=[best.loader.removeprefix("torchvision-")])
+                if ours:
                     self.fastssl(views, "scaling", cfg, storage, workers=w)
+            for f in ([best] if best else []) + ours:
+                self.figures.append(replace(f, group="scaling"))
 
     def run_dino(self) -> None:
         views, cfg = ladder.dino_views(), {"preset": "dino"}
@@ -289,10 +303,11 @@ class Bench:
         _log(f"ffcv: {status}")
         for f in figs:
             self.add(f)
-        if figs and "fastssl" in self.a.loaders and "jpeg" in self.storages():
+        storage = self.jpeg_storage()
+        if figs and "fastssl" in self.a.loaders and storage:
             crop_flip = ladder.byol_rung(1, size)
             for views in (crop_flip[:1], crop_flip):
-                self.fastssl(views, "ffcv", {"size": size}, "jpeg")
+                self.fastssl(views, "ffcv", {"size": size}, storage)
         return status
 
 
