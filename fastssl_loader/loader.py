@@ -8,10 +8,10 @@ Usage::
         for views, labels in loader:           # views: one [B, 3, H, W] tensor per view; labels: int64 [B]
             ...
 
-What one iteration yields: ``(views, labels)`` (both on the loader's device), then ``indices`` (int64 [B], the sample indices) appended
-when ``return_indices=True``, then ``params`` appended when ``return_params=True``. ``params`` is a list
-with one float64 [B, P] array per view, its columns named by ``loader.param_names(view)``. So with both:
-``views, labels, indices, params = batch``.
+What one iteration yields: ``(views, labels)``, both on the loader's device. ``indices`` (int64 [B], the
+sample indices, on the CPU) is appended when ``return_indices=True``. ``params`` is appended when
+``return_params=True``: a list with one float64 [B, P] array per view, its columns named by
+``loader.param_names(view)``. So with both: ``views, labels, indices, params = batch``.
 
 Epochs: the first ``iter()`` uses ``epoch`` (the constructor argument). Every later ``iter()`` uses the
 previous iteration's epoch + 1. ``set_epoch(e)`` makes the next ``iter()`` use ``e`` (and later ones
@@ -22,8 +22,14 @@ augmentations. ``loader.epoch`` is the epoch of the latest iteration.
 Threads: ``num_workers`` threads each build whole batches. For each sample they draw every view's
 parameters, decode the sample ONCE, then run every view's compiled kernel. The batches go into
 ``batches_ahead + num_workers`` preallocated slots and are delivered in order. Starting a new iteration
-stops the previous one. Breaking out of a loop, deleting the iterator or the loader, ``close()`` or an
-error stops the threads.
+stops the previous one. The threads also stop when the iterator is dropped (breaking out of a loop),
+on ``close()`` (or leaving a ``with loader:`` block), on Ctrl-C while waiting, and on an error. A worker's
+error, such as :class:`CorruptSampleError` naming the sample and file, is raised by ``next()`` when its
+batch is due.
+
+Sharding (``distributed=True``) and the orders are described in :mod:`fastssl_loader.order`.
+Compilation: views with equal ops share one compiled plan per process (:func:`compiled_plan`).
+``warmup()`` compiles before the first epoch and records the seconds in ``loader.stats["compile_s"]``.
 
 DCT scaling (``dct_scale=True``): a JPEG sample is decoded at 1/s size (s in 1, 2, 4, 8). s is the largest
 value for which every view's crop box, in stored pixels, is still at least s times that view's output size

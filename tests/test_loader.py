@@ -11,6 +11,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from numba.core.event import install_recorder
 
 from fastssl_loader import DatasetReader, Loader, ProgressiveResolution, jpeg, write_dataset
 from fastssl_loader.errors import DatasetFormatError
@@ -173,12 +174,14 @@ def test_multi_size_views_in_one_batch(mixed_file):
 def test_progressive_resolution_changes_size_without_reallocating(mixed_file):
     view = [RandomResizedCrop(ProgressiveResolution(16, 32, start_epoch=0, end_epoch=2, multiple_of=8))]
     loader = Loader(mixed_file, 8, [view], num_workers=1)
-    sizes, pointers = [], []
-    for _ in range(3):
-        sizes.append(next(iter(loader))[0][0].shape[-1])
-        pointers.append([buf.ctypes.data for slot in loader._slots for buf in slot])
+    sizes, pointers = [next(iter(loader))[0][0].shape[-1]], [loader._slots[0][0].ctypes.data]
+    with install_recorder("numba:compile") as compiles:
+        for _ in range(2):
+            sizes.append(next(iter(loader))[0][0].shape[-1])
+            pointers.append(loader._slots[0][0].ctypes.data)
     assert sizes == [16, 24, 32]
-    assert pointers[0] == pointers[1] == pointers[2]
+    assert pointers[0] == pointers[1] == pointers[2]  # the same buffers, reshaped
+    assert not compiles.buffer, "a new output size recompiled a kernel"
 
 
 def test_dtypes_and_layout_agree(mixed_file):
