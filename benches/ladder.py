@@ -13,7 +13,8 @@ Rungs (FFCV-SSL paper, Table 2), two views with BYOL settings, each adding to th
 5. + colour jitter (0.4 / 0.4 / 0.2 / 0.1, p 0.8).
 
 Ops always run in the canonical BYOL order (crop, flip, jitter, gray, blur, solarize, normalize), so rung 5's
-jitter sits before gray although it is added last.
+jitter sits before gray although it is added last. Rung 5 is exactly ``presets.byol(size)`` and
+:func:`dino_views` exactly ``presets.dino()`` (checked by tests/test_benches.py).
 """
 from __future__ import annotations
 

@@ -179,6 +179,13 @@ def test_our_views_match_torchvision_views(rung):
         assert _rounded(mine) == _rounded(theirs)
 
 
+def test_top_rung_and_dino_views_are_the_library_presets():
+    presets = pytest.importorskip("fastssl_loader.presets")
+    assert [_our_steps(v) for v in presets.byol(224)] == \
+        [_our_steps(v) for v in ladder.fastssl_views(ladder.byol_rung(5, 224))]
+    assert [_our_steps(v) for v in presets.dino()] == [_our_steps(v) for v in ladder.fastssl_views(ladder.dino_views())]
+
+
 def test_pil_blur_variant_and_dino_views():
     spec = ladder.byol_rung(2)[1]
     steps = _tv_steps(tvb.build_transform(spec, "v1-pil", "pil"))
