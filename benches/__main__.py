@@ -6,8 +6,10 @@ With no ``--data`` it builds the default dataset offline (photo-like synthetic J
 ``<out>/bench.json`` (every figure + machine description) and ``<out>/ladder.png``.
 
 Default: about 1000 images, 2 measured epochs, JPEG and raw storage: a few minutes on 2 cores.
-``--quick``: a smoke run (128 images, 1 epoch, rungs 1 and 5). ``--full``: 3 epochs, all storages, 224 and 160 px,
-DINO multi-crop, worker scaling, FFCV, op costs. Any option given explicitly overrides these presets.
+``--quick``: a smoke run (128 images, 1 epoch, rungs 1 and 5). ``--full``: 3000 synthetic images, 3 epochs, all
+storages, 224 and 160 px, DINO multi-crop, worker scaling, op costs. Any option given explicitly overrides these
+presets. FFCV runs in every mode where ``import ffcv`` works or ``--ffcv-python`` names an interpreter that has it;
+otherwise it is skipped with a message. Delete --work-dir to rebuild cached datasets.
 """
 from __future__ import annotations
 
@@ -73,7 +75,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--storage", type=_choice_list(STORAGES), help="our storage modes: jpeg,raw,auto")
     p.add_argument("--sizes", type=_int_list, help="output sides; the first is the ladder's, others: rungs 1/5")
     p.add_argument("--workers", type=int, default=None, help="worker threads/processes (default: usable cores)")
-    p.add_argument("--batch-size", type=int)
+    p.add_argument("--batch-size", type=int, help="batch size of every loader (default 256; --quick 64)")
     p.add_argument("--scaling", action=argparse.BooleanOptionalAction, help="images/s for 1..N workers")
     p.add_argument("--dino", action=argparse.BooleanOptionalAction, help="DINO multi-crop 2x224 + 6x96")
     p.add_argument("--op-costs", action=argparse.BooleanOptionalAction, help="run benches.op_costs too")
