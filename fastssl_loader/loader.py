@@ -95,12 +95,13 @@ def _view_lists(views: Any) -> list[list[Op]]:
 
 
 def compiled_plan(ops: Sequence[Op], view_index: int) -> ViewPlan:
-    """The process-wide ViewPlan for this view: equal op lists (same op types and arguments, as shown by
-    their reprs) share one compiled plan, so a second Loader, or a preset built twice, compiles nothing.
+    """The process-wide ViewPlan for this view: equal op lists (same op types and attribute values) share
+    one compiled plan, so a second Loader, or a preset built twice, compiles nothing.
 
     Ops are treated as immutable values. The cache holds one plan per distinct view for the process.
     """
-    key = (int(view_index), tuple((type(op), repr(op)) for op in ops))
+    key = (int(view_index), tuple((type(op), tuple(sorted((k, repr(v)) for k, v in vars(op).items())))
+                                  for op in ops))
     with _PLANS_LOCK:
         if key not in _PLANS:
             _PLANS[key] = ViewPlan(ops, view_index)

@@ -16,6 +16,7 @@ from numba.core.event import install_recorder
 from fastssl_loader import DatasetReader, Loader, ProgressiveResolution, jpeg, write_dataset
 from fastssl_loader.errors import DatasetFormatError
 from fastssl_loader.format import STORAGE_JPEG, STORAGE_RAW
+from fastssl_loader.loader import compiled_plan
 from fastssl_loader.ops import CenterCrop, Normalize, RandomHorizontalFlip, RandomResizedCrop
 
 MEAN, STD = (0.4, 0.5, 0.6), (0.2, 0.25, 0.3)
@@ -226,6 +227,13 @@ def test_pixels_are_exact_on_cifar(tmp_path):
     path = str(tmp_path / "cifar.fssl")
     write_dataset(path, [(f, i) for i, f in enumerate(files)], mode="jpeg", num_workers=0, progress=False)
     _assert_exact_center_crops(path)
+
+
+def test_equal_views_share_one_compiled_plan():
+    plan = compiled_plan([RandomResizedCrop(16, scale=(0.05, 0.4)), RandomHorizontalFlip()], 1)
+    assert compiled_plan(SMALL, 1) is plan  # new op objects, same values
+    assert compiled_plan([RandomResizedCrop(16, scale=(0.05, 0.5)), RandomHorizontalFlip()], 1) is not plan
+    assert compiled_plan(SMALL, 0) is not plan  # the view index keys the random streams
 
 
 def test_warmup_reports_compile_time_separately(mixed_file):
