@@ -409,6 +409,9 @@ def test_main_tiny_run_writes_table_json_and_chart(tmp_path, capsys):
     assert (out / "ladder.png").is_file()
     printed = capsys.readouterr().out
     assert "Headline" in printed and "JPEG decode limit" in printed
+    import psutil
+
+    assert not psutil.Process().children()  # DataLoader worker processes were shut down
 
 
 @pytest.mark.skipif(not IMAGENET_SAMPLE.is_dir(), reason="imagenet-sample not present")
