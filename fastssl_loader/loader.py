@@ -171,6 +171,8 @@ class Loader:
                                  self.world_size, bool(drop_last),
                                  offsets=self.reader.offsets if order == "quasi_random" else None)
         self._device = DeviceStage(device, dtype, [plan.normalize for plan in self.plans], channels_last)
+        #: compile_s: warmup() seconds; batches: batches delivered; wait_s: seconds spent inside next()
+        #: (waiting for workers plus the hand-over): near 0 when the loader keeps up with the consumer
         self.stats: dict[str, float] = {"compile_s": 0.0, "batches": 0, "wait_s": 0.0}
         self._slots: list[list[np.ndarray]] = []
         self._workers: list[_WorkerBuffers] = []
@@ -370,24 +372,15 @@ class _EpochIterator:
             raise StopIteration
         start = time.perf_counter()
         try:
-            with run.cond:
-                run.released = self._position  # the previous batch's slot may now be refilled
-                run.cond.notify_all()
-                while self._position not in run.results:
-                    if not any(t.is_alive() for t in self._threads):
-                        raise RuntimeError("loader workers stopped without producing batch "
-                                           f"{self._position} of epoch {run.epoch}")
-                    run.cond.wait(_POLL_S)
-                result = run.results.pop(self._position)
-        except BaseException:  # KeyboardInterrupt while waiting: stop the workers, then let it through
+            result = self._wait_for_batch()
+            if isinstance(result, BaseException):
+                raise result
+            slot, views, ids, params = result
+            batch: tuple = (loader._device.deliver(slot, views),
+                            loader._device.labels(torch.from_numpy(loader.reader.labels[ids])))
+        except BaseException:  # a worker's error, Ctrl-C while waiting, a failed copy: stop the workers first
             self.close()
             raise
-        if isinstance(result, BaseException):
-            self.close()
-            raise result
-        slot, views, ids, params = result
-        batch: tuple = (loader._device.deliver(slot, views),
-                        loader._device.labels(torch.from_numpy(loader.reader.labels[ids])))
         if loader.return_indices:
             batch += (torch.from_numpy(ids),)
         if loader.return_params:
@@ -396,6 +389,19 @@ class _EpochIterator:
         loader.stats["batches"] += 1
         loader.stats["wait_s"] += time.perf_counter() - start
         return batch
+
+    def _wait_for_batch(self) -> Any:
+        """Give the previous batch's slot back, then block until the current batch (or its error) is ready."""
+        run = self._run
+        with run.cond:
+            run.released = self._position  # the previous batch's slot may now be refilled
+            run.cond.notify_all()
+            while self._position not in run.results:
+                if not self.alive():
+                    raise RuntimeError("loader workers stopped without producing batch "
+                                       f"{self._position} of epoch {run.epoch}")
+                run.cond.wait(_POLL_S)
+            return run.results.pop(self._position)
 
     def alive(self) -> bool:
         """Whether any worker thread is still running."""

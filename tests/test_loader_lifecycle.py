@@ -123,6 +123,22 @@ def test_ctrl_c_while_waiting_stops_the_threads(jpeg_file, monkeypatch):
         next(iterator)
 
 
+def test_a_failed_hand_over_stops_the_threads(jpeg_file, monkeypatch):
+    loader = Loader(jpeg_file, 4, [SMALL], num_workers=2)
+    iterator = iter(loader)
+    next(iterator)
+
+    def failing(*args):
+        raise MemoryError("no room for the copy")
+
+    monkeypatch.setattr(loader._device, "deliver", failing)
+    with pytest.raises(MemoryError, match="no room"):
+        next(iterator)
+    assert not _workers()
+    with pytest.raises(StopIteration):
+        next(iterator)
+
+
 def _corrupt(path: str, sample: int) -> None:
     """Overwrite one sample's JPEG payload (after its SOI marker) with garbage, in place."""
     reader = DatasetReader(path)
