@@ -25,7 +25,7 @@ import torch
 import torchvision.transforms.v2.functional as TF
 
 from fastssl_loader.ops.blur import blur_image
-from fastssl_loader.ops.color import apply_lut, grayscale_kernel, jitter_kernel, solarize_lut
+from fastssl_loader.ops.color import grayscale_kernel, jitter_kernel, solarize_image
 
 SAMPLE_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "imagenet-sample"
 SIZES = (224, 96)
@@ -65,7 +65,6 @@ def median_us(fn: Callable[[], object], repeats: int) -> float:
 def ours(src: np.ndarray) -> dict[str, Callable[[np.ndarray], None]]:
     """Our kernels, each a function of the working image."""
     full = jitter_params(brightness=1.3, contrast=0.7, saturation=1.15, hue=0.08)
-    sol = solarize_lut(128.0)
     return {
         "brightness": lambda x: jitter_kernel(x, jitter_params(brightness=1.3)),
         "contrast": lambda x: jitter_kernel(x, jitter_params(contrast=0.7)),
@@ -73,7 +72,7 @@ def ours(src: np.ndarray) -> dict[str, Callable[[np.ndarray], None]]:
         "hue": lambda x: jitter_kernel(x, jitter_params(hue=0.08)),
         "jitter_all4": lambda x: jitter_kernel(x, full),
         "grayscale": lambda x: grayscale_kernel(x, np.ones(1)),
-        "solarize": lambda x: apply_lut(x, sol),
+        "solarize": lambda x: solarize_image(x, 128.0),
         "blur_k23": lambda x: blur_image(x, 23, 1.0),
         "blur_k9": lambda x: blur_image(x, 9, 1.0),
     }
