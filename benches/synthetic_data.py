@@ -116,10 +116,10 @@ def generate_image(seed: int, index: int) -> np.ndarray:
         colour = rng.uniform(0, 255, size=3).astype(np.float32)
         gain = float(rng.uniform(SHAPE_TEXTURE[0], SHAPE_TEXTURE[1])) * rng.uniform(0.6, 1.4, size=3)
         tex = textures[int(rng.integers(len(textures)))][box][..., None] * gain.astype(np.float32)
-        m = mask[..., None]
-        img[box] = img[box] * (1.0 - m) + (colour + tex) * m
+        region = img[box]  # a view: blended in place
+        region += mask[..., None] * (colour + tex - region)
     # 3. grain, then a slight lens blur
-    img += rng.normal(0.0, float(rng.uniform(GRAIN[0], GRAIN[1])), size=img.shape).astype(np.float32)
+    img += float(rng.uniform(GRAIN[0], GRAIN[1])) * rng.standard_normal(img.shape, dtype=np.float32)
     img = cv2.GaussianBlur(img, (0, 0), float(rng.uniform(LENS_BLUR[0], LENS_BLUR[1])))
     return np.clip(img, 0, 255).astype(np.uint8)
 
