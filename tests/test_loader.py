@@ -5,7 +5,6 @@ Compiling a view takes seconds, so the tests share a few views (equal views comp
 """
 from __future__ import annotations
 
-import glob
 import math
 
 import numpy as np
@@ -18,20 +17,13 @@ from fastssl_loader.errors import DatasetFormatError
 from fastssl_loader.format import STORAGE_JPEG, STORAGE_RAW
 from fastssl_loader.loader import compiled_plan
 from fastssl_loader.ops import CenterCrop, Normalize, RandomHorizontalFlip, RandomResizedCrop
+from tests.conftest import natural_image
 
 MEAN, STD = (0.4, 0.5, 0.6), (0.2, 0.25, 0.3)
 BIG = [RandomResizedCrop(32), RandomHorizontalFlip(), Normalize(MEAN, STD)]
 SMALL = [RandomResizedCrop(16, scale=(0.05, 0.4)), RandomHorizontalFlip()]
 CENTER = [CenterCrop(24), Normalize(MEAN, STD)]
-CIFAR = "/work/shared/data/cifar10/train"
 N = 46  # samples in mixed_file: not a multiple of the batch size 8 nor of the world size 3
-
-
-def _image(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
-    """A smooth gradient with mild noise: compresses like a photo, differs per sample."""
-    y, x = np.mgrid[0:h, 0:w]
-    base = np.stack([x * 200 // w, y * 200 // h, (x + y) * 100 // (h + w)], axis=-1)
-    return np.clip(base + rng.integers(0, 50, (h, w, 3)), 0, 255).astype(np.uint8)
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +33,7 @@ def mixed_file(tmp_path_factory) -> str:
     shapes = [(int(rng.integers(36, 60)), int(rng.integers(36, 60))) if i % 3 == 0 else
               (int(rng.integers(70, 130)), int(rng.integers(70, 130))) for i in range(N)]
     path = str(tmp_path_factory.mktemp("loader") / "mixed.fssl")
-    write_dataset(path, [(_image(rng, h, w), i % 7) for i, (h, w) in enumerate(shapes)], mode="auto",
+    write_dataset(path, [(natural_image(h, w, seed=i), i % 7) for i, (h, w) in enumerate(shapes)], mode="auto",
                   num_workers=0, progress=False)
     storage = DatasetReader(path).storage
     assert (storage == STORAGE_RAW).any() and (storage == STORAGE_JPEG).any()
@@ -221,9 +213,9 @@ def test_pixels_are_exact_through_the_pipeline(mixed_file):
     _assert_exact_center_crops(mixed_file)
 
 
-@pytest.mark.skipif(not glob.glob(f"{CIFAR}/*/*.jpg"), reason="CIFAR-10 sample data not present")
-def test_pixels_are_exact_on_cifar(tmp_path):
-    files = sorted(glob.glob(f"{CIFAR}/*/*.jpg"))[::500][:60]
+def test_pixels_are_exact_on_cifar(tmp_path, cifar10_dir):
+    files = sorted(cifar10_dir.glob("train/*/*.jpg"))[::500][:60]
+    assert files, f"no CIFAR-10 JPEGs under {cifar10_dir}/train"
     path = str(tmp_path / "cifar.fssl")
     write_dataset(path, [(f, i) for i, f in enumerate(files)], mode="jpeg", num_workers=0, progress=False)
     _assert_exact_center_crops(path)

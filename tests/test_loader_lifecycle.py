@@ -15,6 +15,7 @@ import pytest
 from fastssl_loader import DatasetReader, Loader, jpeg, write_dataset
 from fastssl_loader.errors import CorruptSampleError
 from fastssl_loader.ops import Normalize, RandomHorizontalFlip, RandomResizedCrop
+from tests.conftest import natural_image
 
 # the same views as tests/test_loader.py, so a full test run compiles them once
 BIG = [RandomResizedCrop(32), RandomHorizontalFlip(), Normalize((0.4, 0.5, 0.6), (0.2, 0.25, 0.3))]
@@ -29,8 +30,7 @@ def _workers() -> list[threading.Thread]:
 @pytest.fixture(scope="module")
 def jpeg_file(tmp_path_factory) -> str:
     rng = np.random.default_rng(1)
-    images = [rng.integers(0, 256, (int(rng.integers(40, 90)), int(rng.integers(40, 90)), 3), dtype=np.uint8)
-              for _ in range(N)]
+    images = [natural_image(int(rng.integers(40, 90)), int(rng.integers(40, 90)), seed=i) for i in range(N)]
     path = str(tmp_path_factory.mktemp("lifecycle") / "data.fssl")
     write_dataset(path, [(img, i % 5) for i, img in enumerate(images)], mode="jpeg", num_workers=0,
                   progress=False)
