@@ -136,7 +136,7 @@ def split_batches(indices: np.ndarray, batch_size: int, drop_last: bool) -> list
     return [indices[b * batch_size:(b + 1) * batch_size] for b in range(count)]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds an array: compare by identity
 class EpochOrder:
     """Which samples go into which batch, for one rank, epoch after epoch."""
 
