@@ -65,14 +65,13 @@ def test_gathered_losses_and_gradients_equal_single_process():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("loader", ["fastssl", "torchvision"])
-def test_torchrun_two_processes(tmp_path: Path, loader: str):
+def test_torchrun_two_processes(tmp_path: Path):
     data = make_image_folder(tmp_path / "data", n_train=64, n_test=16)
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port", str(_free_port()),
            "train_ref.py", "--data", str(data), "--method", "simclr", "--arch", "small", "--width", "4",
            "--projector", "32-16", "--size", "32", "--epochs", "1", "--batch-size", "8", "--workers", "1",
-           "--loader", loader, "--eval-batch-size", "32", "--knn-k", "5", "--threads", "1", "--no-progress", "--out", str(out)]
+           "--eval-batch-size", "32", "--knn-k", "5", "--threads", "1", "--no-progress", "--out", str(out)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, cwd=Path(tr.__file__).parent, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

@@ -87,6 +87,15 @@ def test_torchvision_transform_mirrors_the_view():
     assert isinstance(center.transforms[1], v2.Resize)
 
 
+def test_jitter_strength_scales_ranges_around_identity():
+    from fastssl_loader import ops
+    op = tr.scale_jitter(ops.ColorJitter(0.8, 0.8, 0.8, 0.2, p=0.8), 0.5)
+    assert op.brightness == pytest.approx((0.6, 1.4)) and op.saturation == pytest.approx((0.6, 1.4))
+    assert op.hue == pytest.approx((-0.1, 0.1)) and op.p == 0.8
+    flip = ops.RandomHorizontalFlip()
+    assert tr.scale_jitter(flip, 0.5) is flip
+
+
 @pytest.mark.slow  # compiles the multi-crop views' kernels
 def test_multicrop_and_shifted_evals(data: Path, tmp_path: Path):
     out = tmp_path / "mc"
