@@ -13,7 +13,7 @@ from fastssl_loader import rng
 N = 20000
 
 
-@nb.njit
+@nb.njit(cache=True)
 def _stream(seed, epoch, sample, view, n):
     state = rng.new_state(seed, epoch, sample, view)
     out = np.empty(n)
@@ -22,7 +22,7 @@ def _stream(seed, epoch, sample, view, n):
     return out
 
 
-@nb.njit
+@nb.njit(cache=True)
 def _first_draws(seed, epoch, view, samples):
     out = np.empty(samples)
     for s in range(samples):
@@ -30,7 +30,7 @@ def _first_draws(seed, epoch, view, samples):
     return out
 
 
-@nb.njit
+@nb.njit(cache=True)
 def _randints(low, high, n):
     state = rng.new_state(1, 2, 3, 4)
     out = np.empty(n, np.int64)
@@ -39,7 +39,7 @@ def _randints(low, high, n):
     return out
 
 
-@nb.njit
+@nb.njit(cache=True)
 def _permutations(n):
     state = rng.new_state(9, 0, 0, 0)
     out = np.empty((n, 4), np.int64)

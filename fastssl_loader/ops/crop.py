@@ -39,11 +39,15 @@ def _filter(x: float, cubic: bool, a: float) -> float:
     return 1.0 - x if x < 1.0 else 0.0
 
 
-@nb.njit(nogil=True, cache=True)
-def _to_level(v: float) -> np.float32:
+@nb.njit(nogil=True, cache=True, inline="always")
+def _to_level(v: np.float32) -> np.uint8:
     """Round half up and clamp to [0, 255], as torch's uint8 resize does after each pass."""
-    v = math.floor(v + 0.5)
-    return np.float32(min(max(v, 0.0), 255.0))
+    v = v + np.float32(0.5)
+    if v < 0.0:
+        v = np.float32(0.0)
+    elif v > 255.0:
+        v = np.float32(255.0)
+    return np.uint8(v)
 
 
 @nb.njit(nogil=True, cache=True)
@@ -105,7 +109,7 @@ def resize_region(src: np.ndarray, offset: int, src_h: int, src_w: int, y0: floa
         flat_out[:, :] = 0
         return
     # horizontal pass, only over the source rows the vertical pass reads
-    tmp = np.empty((row_end - row_first, out_w * 3), np.float32)
+    tmp = np.empty((row_end - row_first, out_w * 3), np.uint8)
     for r in range(row_first, row_end):
         base = offset + r * src_w * 3
         trow = tmp[r - row_first]
@@ -135,9 +139,9 @@ def resize_region(src: np.ndarray, offset: int, src_h: int, src_w: int, y0: floa
             w = wy[oy, t]
             trow = tmp[fy[oy] - row_first + t]
             for k in range(out_w * 3):
-                acc[k] += w * trow[k]
+                acc[k] += w * np.float32(trow[k])
         for k in range(out_w * 3):
-            orow[k] = np.uint8(_to_level(acc[k]))
+            orow[k] = _to_level(acc[k])
 
 
 @nb.njit(nogil=True, cache=True)
