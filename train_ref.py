@@ -642,7 +642,8 @@ def cached_fssl(src: Path, limit: int | None, args: argparse.Namespace) -> Path:
     if not dst.exists() and int(os.environ.get("RANK", "0")) == 0:
         from fastssl_loader import write_dataset
         dst.parent.mkdir(parents=True, exist_ok=True)
-        write_dataset(str(dst), source_items(src, limit), max_resolution=args.max_resolution)
+        write_dataset(str(dst), source_items(src, limit), max_resolution=args.max_resolution,
+                      progress=not args.no_progress)
     return dst
 
 
@@ -669,8 +670,9 @@ def make_shifted_sets(src: Path, shifts: list[str], args: argparse.Namespace) ->
             target.parent.mkdir(parents=True, exist_ok=True)
             if shift == "gray":
                 img.convert("L").convert("RGB").save(target.with_suffix(".png"))
-            elif shift == "blur":
-                img.filter(ImageFilter.GaussianBlur(radius=max(1.0, min(img.size) / 32))).save(target.with_suffix(".png"))
+            elif shift == "blur":  # radius 1 px at 32 px, the same fraction of the side on larger images
+                blurred = img.filter(ImageFilter.GaussianBlur(radius=max(1.0, min(img.size) / 32)))
+                blurred.save(target.with_suffix(".png"))
             else:
                 img.save(target.with_suffix(".jpg"), quality=10)
         tmp.rename(dst)

@@ -35,7 +35,8 @@ def data(tmp_path_factory) -> Path:
 def run(data: Path, out: Path, *extra: str) -> dict:
     argv = ["--data", str(data), "--arch", "small", "--width", "4", "--projector", "32-16", "--predictor", "32-16",
             "--size", "32", "--epochs", "1", "--batch-size", "16", "--workers", "1", "--eval-batch-size", "32",
-            "--knn-k", "5", "--threads", "1", "--no-progress", "--cache-dir", str(out.parent / "cache"), "--out", str(out), *extra]
+            "--knn-k", "5", "--threads", "1", "--no-progress", "--cache-dir", str(out.parent / "cache"),
+            "--out", str(out), *extra]
     return tr.main(argv)
 
 
@@ -108,6 +109,17 @@ def test_multicrop_and_shifted_evals(data: Path, tmp_path: Path):
         assert f"{name}/knn_top1" in rec
     mean = np.mean([rec[f"{n}/knn_top1"] for n in ("test", "test-gray", "test-jpeg")])
     assert rec["knn_top1"] == pytest.approx(mean)
+
+
+def test_real_cifar10_subset(cifar10_dir: Path, tmp_path: Path):
+    out = tmp_path / "cifar"
+    result = run(cifar10_dir, out, "--limit-train", "128", "--limit-eval", "64", "--views", "simclr")
+    assert 0 <= result["final"]["test/knn_top1"] <= result["final"]["test/knn_top5"] <= 100
+    from fastssl_loader import DatasetReader
+    (cached,) = [p for p in (tmp_path / "cache").glob("train-128-*.fssl")]
+    reader = DatasetReader(str(cached))
+    assert len(reader) == 128 and reader.labels.max() <= 9 and len(set(reader.labels.tolist())) > 5
+    assert reader.image(0).shape == (32, 32, 3)
 
 
 def test_epochs_zero_evaluates_random_init(data: Path, tmp_path: Path):
