@@ -17,7 +17,8 @@ from scipy import stats
 from torchvision.transforms.v2.functional._misc import _get_gaussian_kernel1d
 
 from fastssl_loader import rng
-from fastssl_loader.ops.blur import GaussianBlur, auto_kernel_size, blur_image, gaussian_weights, reflect_index
+from fastssl_loader.ops.blur import (GaussianBlur, auto_kernel_size, blur_image, effective_radius, gaussian_weights,
+                                     reflect_index)
 
 SAMPLE_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenet-sample"
 
@@ -63,6 +64,16 @@ def test_blur_matches_torchvision(k: int) -> None:
         for sigma in (0.1, 2.0, *gen.uniform(0.1, 2.0, 3)):
             diff = np.abs(ours(img, k, float(sigma)).astype(int) - torch_blur(img, k, float(sigma)))
             assert diff.max() <= 1 and diff.mean() < 0.05, (k, sigma, img.shape, diff.max(), diff.mean())
+
+
+def test_skipped_tail_taps_change_almost_nothing() -> None:
+    """Leaving out taps worth < 1e-4 levels may only flip values sitting on a rounding boundary."""
+    img = np.random.default_rng(3).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    assert effective_radius(gaussian_weights(23, 2.0)) == 10
+    assert effective_radius(gaussian_weights(23, 0.1)) == 0
+    for sigma in (0.1, 0.4, 0.9, 1.5, 2.0):
+        diff = ours(img, 23, sigma).astype(int) - torch_blur(img, 23, sigma)
+        assert np.abs(diff).max() <= 1 and np.mean(diff != 0) < 1e-3, (sigma, np.mean(diff != 0))
 
 
 @pytest.mark.parametrize("k,sigma", [(1, 0.5), (3, 0.1), (9, 1.3), (23, 2.0), (23, 0.7)])

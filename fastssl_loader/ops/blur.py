@@ -5,6 +5,10 @@ gaussians and rounds back to uint8. The same result comes from a horizontal then
 accumulate in float32 too; only the summation order differs, so a pixel can land one level away when its
 value sits on a rounding boundary). Each pass folds the symmetric kernel (``w[t] == w[k-1-t]``) to halve the
 multiplications, and works on contiguous float32 rows so the compiler vectorises the inner loops.
+
+Taps whose weights together move an output by less than ``TAIL_LEVELS`` (1e-4 of a uint8 level, the size of
+float32 rounding noise over a 23-tap sum) are skipped: with sigma ~ U(0.1, 2) and k = 23 that halves the work
+on average (radius about 5 sigma instead of 11) and can only flip a value lying within 1e-4 of a .5 boundary.
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ from .color import check_probability
 
 _ROUNDER = np.float32(1.5 * 2**23)
 _MAX = np.float32(255.0)
+TAIL_LEVELS = 1e-4  # largest total contribution (in uint8 levels) of the outer taps we leave out
 AUTO = 0  # kernel_size code for "auto": an odd size of about 10% of the image's shorter side
 
 
@@ -82,13 +87,28 @@ def _convolve_row(src: np.ndarray, step: int, weights: np.ndarray, out: np.ndarr
             out[x] += wt * (near[x] + far[x])
 
 
+@nb.njit(nogil=True, cache=True)
+def effective_radius(weights: np.ndarray) -> int:
+    """Smallest radius whose left-out outer taps weigh less than ``TAIL_LEVELS`` levels on a 255 image."""
+    r = weights.shape[0] // 2
+    tail = 0.0
+    for t in range(r):
+        tail += 2.0 * weights[t]
+        if tail * 255.0 >= TAIL_LEVELS:
+            return r - t
+    return 0
+
+
 @nb.njit(nogil=True, cache=True, fastmath={"contract"})
 def blur_image(img: np.ndarray, kernel_size: int, sigma: float) -> None:
     """Gaussian-blur the C-contiguous (H, W, 3) uint8 image in place: reflect padding of ``k // 2``, float32,
     rounded half to even."""
     h, w = img.shape[0], img.shape[1]
-    r = kernel_size // 2
-    weights = gaussian_weights(kernel_size, sigma)
+    full = gaussian_weights(kernel_size, sigma)
+    r = effective_radius(full)
+    if r == 0:
+        return  # the centre weight is 1 to within TAIL_LEVELS: rounding gives the image back
+    weights = full[kernel_size // 2 - r:kernel_size // 2 + r + 1]
     row_len = w * 3
     tmp = np.empty((h, row_len), dtype=np.float32)
     padded = np.empty((w + 2 * r) * 3, dtype=np.float32)
