@@ -246,7 +246,10 @@ def test_kernels_are_thread_safe() -> None:
     (dict(hue=(-0.7, 0.1)), ValueError, "hue"),
     (dict(hue="big"), TypeError, "hue"),
     (dict(brightness=(0.1, 0.2, 0.3)), TypeError, "brightness"),
+    (dict(contrast=float("inf")), ValueError, "contrast"),
+    (dict(saturation=float("nan")), ValueError, "saturation"),
     (dict(p=1.5), ValueError, "p must be"),
+    (dict(p=float("nan")), ValueError, "p must be"),
     (dict(p=-0.1), ValueError, "p must be"),
 ])
 def test_jitter_argument_errors(kwargs: dict, error: type, words: str) -> None:

@@ -233,24 +233,25 @@ def coin_sampler(p: float) -> Callable:
     return sample
 
 
-def _jitter_range(value: float | Sequence[float] | None, name: str, center: float,
-                  bound: tuple[float, float]) -> tuple[float, float] | None:
+def _jitter_range(value: float | Sequence[float] | None, name: str, center: float, bound: tuple[float, float],
+                  clip_first_on_zero: bool) -> tuple[float, float] | None:
     """torchvision ``ColorJitter._check_input``: a scalar v -> [center - v, center + v] (lower end clipped at 0
-    for factors), a (min, max) pair as given; ``None`` when the range is the identity."""
+    for factors), a (min, max) pair as given; ``None`` when the range is the identity. Unlike torchvision,
+    infinite ends are refused (an infinite factor turns pixels into NaN)."""
     if value is None:
         return None
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
         if value < 0:
             raise ValueError(f"ColorJitter: {name}={value!r} must be non-negative when it is a single number")
         lo, hi = center - float(value), center + float(value)
-        if name != "hue":
+        if clip_first_on_zero:
             lo = max(lo, 0.0)
     elif (isinstance(value, Sequence) and len(value) == 2
           and all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in value)):
         lo, hi = float(value[0]), float(value[1])
     else:
         raise TypeError(f"ColorJitter: {name}={value!r} should be a single number or a (min, max) pair")
-    if not bound[0] <= lo <= hi <= bound[1]:
+    if not (bound[0] <= lo <= hi <= bound[1] and math.isfinite(hi)):
         raise ValueError(f"ColorJitter: {name} range must lie in [{bound[0]}, {bound[1]}] and be increasing, "
                          f"got ({lo}, {hi})")
     return None if lo == hi == center else (lo, hi)
@@ -274,10 +275,10 @@ class ColorJitter(PixelOp):
                  saturation: float | Sequence[float] = 0, hue: float | Sequence[float] = 0,
                  p: float = 1.0) -> None:
         inf = float("inf")
-        self.brightness = _jitter_range(brightness, "brightness", 1.0, (0.0, inf))
-        self.contrast = _jitter_range(contrast, "contrast", 1.0, (0.0, inf))
-        self.saturation = _jitter_range(saturation, "saturation", 1.0, (0.0, inf))
-        self.hue = _jitter_range(hue, "hue", 0.0, (-0.5, 0.5))
+        self.brightness = _jitter_range(brightness, "brightness", 1.0, (0.0, inf), True)
+        self.contrast = _jitter_range(contrast, "contrast", 1.0, (0.0, inf), True)
+        self.saturation = _jitter_range(saturation, "saturation", 1.0, (0.0, inf), True)
+        self.hue = _jitter_range(hue, "hue", 0.0, (-0.5, 0.5), False)
         self.p = check_probability(p, "ColorJitter")
 
     def make_sampler(self) -> Callable:
