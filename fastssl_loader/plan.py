@@ -15,6 +15,7 @@ writing ``out[i]`` as CHW: uint8 as is, or float32 ``(x / 255 - mean) / std`` (`
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import inspect
@@ -95,15 +96,24 @@ def _cache_dir() -> Path | None:
     return folder if os.access(folder, os.W_OK) else None
 
 
+@functools.lru_cache(maxsize=1)
+def _package_digest() -> bytes:
+    """Hash of every module of the package: a driver inlines op kernels and the helpers they call."""
+    digest = hashlib.sha256(nb.__version__.encode())
+    for path in sorted(Path(__file__).parent.rglob("*.py")):
+        digest.update(path.relative_to(Path(__file__).parent).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.digest()
+
+
 def _cache_key(source: str, ops: Sequence[Op]) -> str:
-    """Hash of everything compiled into a driver: its text, each op's arguments and the code of their modules."""
-    modules = {inspect.getsourcefile(type(op)) for op in ops} | {inspect.getsourcefile(rng), __file__}
+    """Hash of everything compiled into a driver: its text, each op's arguments and the code of the package and
+    of any op class defined outside it."""
     digest = hashlib.sha256(source.encode())
-    digest.update(nb.__version__.encode())
+    digest.update(_package_digest())
     for op in ops:
         digest.update(f"{type(op).__module__}.{type(op).__qualname__}{op!r}".encode())
-    for path in sorted(str(m) for m in modules):
-        digest.update(Path(path).read_bytes())
+        digest.update(Path(inspect.getsourcefile(type(op))).read_bytes())
     return digest.hexdigest()[:24]
 
 

@@ -217,3 +217,34 @@ def test_apply_and_sample_reject_bad_buffers(flip_plan: ViewPlan) -> None:
         flip_plan.sample(np.arange(2), heights, widths, 0, 0, np.zeros((2, 4)))
     with pytest.raises(ValueError, match="empty image"):
         flip_plan.sample(np.arange(2), np.array([5, 0]), widths, 0, 0, np.zeros((2, 5)))
+
+
+_CACHE_SCRIPT = """
+import sys, numpy as np
+from fastssl_loader import ops
+from fastssl_loader.plan import ViewPlan
+plan = ViewPlan([ops.RandomResizedCrop(8), ops.RandomHorizontalFlip(float(sys.argv[1]))], 0)
+params = np.zeros((16, plan.num_params))
+sizes = np.full(16, 12, np.int64)
+plan.sample(np.arange(16), sizes, sizes, 0, 0, params)
+print(int(params[:, 4].sum()), sum(plan._sample.stats.cache_hits.values()))
+"""
+
+
+@pytest.mark.slow
+def test_driver_cache_is_reused_across_processes_and_keyed_by_arguments(tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, FASTSSL_LOADER_CACHE=str(tmp_path))
+
+    def run(p: str) -> tuple[int, int]:
+        done = subprocess.run([sys.executable, "-c", _CACHE_SCRIPT, p], env=env, capture_output=True, text=True,
+                              timeout=300, check=True)
+        flips, hits = done.stdout.split()
+        return int(flips), int(hits)
+
+    assert run("0.0") == (0, 0)       # compiled and written
+    assert run("0.0") == (0, 1)       # loaded from the cache
+    assert run("1.0") == (16, 0)      # other argument: other driver, never the stale one
