@@ -108,7 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--loader", choices=("fastssl", "torchvision"), default="fastssl",
                    help="fastssl_loader.Loader, or torchvision's DataLoader with the same augmentations")
     g.add_argument("--cache-dir", default=None, help="where converted .fssl files and shifted eval sets are "
-                   "cached (default <out>/../.fssl_cache)")
+                   "cached, keyed by source path, subset and max resolution: delete it when a source changes "
+                   "(default <out>/../.fssl_cache)")
     g.add_argument("--max-resolution", type=int, default=None, help="longest side cap when converting")
     g.add_argument("--limit-train", type=int, default=None, help="use a fixed random subset of N train images "
                    "(also the kNN bank)")
@@ -602,12 +603,12 @@ def folder_samples(root: Path) -> tuple[list[tuple[str, int]], list[str]]:
 
 
 class ReaderImages:
-    """Indexable (HxWx3 uint8 image, label) view of a subset of a .fssl file (for torchvision or re-writing)."""
+    """Indexable (HxWx3 uint8 image, label) view of a fixed subset of a .fssl file (for torchvision or re-writing)."""
 
-    def __init__(self, path: Path, indices: np.ndarray | None = None) -> None:
+    def __init__(self, path: Path, limit: int | None = None) -> None:
         from fastssl_loader import DatasetReader
         self.reader = DatasetReader(str(path))
-        self.indices = np.arange(len(self.reader)) if indices is None else indices
+        self.indices = subset_indices(len(self.reader), limit)
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -620,8 +621,7 @@ class ReaderImages:
 def source_items(src: Path, limit: int | None) -> list | ReaderImages:
     """The (image or path, label) samples of a split's subset."""
     if is_fssl(src):
-        reader = ReaderImages(src)
-        return ReaderImages(src, subset_indices(len(reader), limit))
+        return ReaderImages(src, limit)
     samples, _ = folder_samples(src)
     return [samples[i] for i in subset_indices(len(samples), limit)]
 
@@ -997,6 +997,112 @@ def seed_epoch(seed: int, epoch: int) -> None:
     random.seed(s)
 
 
+class Trainer:
+    """Model, BYOL target, optimisers, AMP and lr/momentum schedules: owns one training step and its state."""
+
+    def __init__(self, args: argparse.Namespace, num_classes: int, n_global: int, steps_per_epoch: int,
+                 device: torch.device, world: int) -> None:
+        self.args, self.n_global, self.device = args, n_global, device
+        seed_epoch(args.seed, 0)  # the initial weights depend on the seed only
+        self.model = SSLModel(args.arch, args.width, args.projector,
+                              args.predictor if args.method == "byol" else None, num_classes).to(device)
+        self.target = EMATarget(self.model, args.ema_momentum).to(device) if args.method == "byol" else None
+        if device.type == "cuda":
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.optimizer = build_optimizer(args, self.model)
+        self.probe_optimizer = torch.optim.AdamW(self.model.probe.parameters(), lr=args.probe_lr)
+        self.net: nn.Module = self.model
+        if world > 1:
+            if args.sync_bn:
+                self.net = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+            self.net = nn.parallel.DistributedDataParallel(
+                self.net, device_ids=[device.index] if device.type == "cuda" else None)
+        amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(args.amp)
+        use_amp = amp_dtype is not None and device.type == "cuda"
+        self.amp = (lambda: torch.autocast("cuda", dtype=amp_dtype)) if use_amp else contextlib.nullcontext
+        self.scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+        self.total_steps = args.epochs * steps_per_epoch
+        self.warmup_steps = round(args.warmup_epochs * steps_per_epoch)
+        self.peak_lr = args.lr * args.batch_size * world / args.lr_ref_batch
+        self.step = 0
+
+    def train_step(self, views: list[torch.Tensor], labels: torch.Tensor) -> dict[str, float]:
+        """One optimisation step of the SSL loss and of the probe; returns lr and the losses."""
+        views = [to_device(v, self.device) for v in views]
+        labels = torch.as_tensor(labels).to(self.device, non_blocking=True)
+        lr = lr_at(self.step, self.total_steps, self.warmup_steps, self.peak_lr, self.args.min_lr_ratio)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        with self.amp():
+            outputs = self.net(views, n_probe=self.n_global)
+            targets = self.target(views[:self.n_global]) if self.target is not None else None
+            loss, parts = ssl_loss(self.args, outputs, targets, self.n_global)
+            probe_loss = F.cross_entropy(outputs["probe_logits"].float(), labels.repeat(self.n_global))
+        self.optimizer.zero_grad(set_to_none=True)
+        self.probe_optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss + probe_loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.step(self.probe_optimizer)
+        self.scaler.update()
+        self.step += 1
+        if self.target is not None:
+            self.target.update(self.model, self.target.momentum(self.step, self.total_steps))
+        values = {"lr": lr, "loss": loss.item(), "probe_loss": probe_loss.item(),
+                  **{k: float(v) for k, v in parts.items()}}
+        if not math.isfinite(values["loss"]):
+            raise FloatingPointError(f"loss is {values['loss']} at step {self.step}: lower --lr?")
+        return values
+
+    def state_dict(self) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "target": self.target.state_dict() if self.target is not None else None,
+                "probe_optimizer": self.probe_optimizer.state_dict(), "scaler": self.scaler.state_dict(),
+                "step": self.step}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.probe_optimizer.load_state_dict(state["probe_optimizer"])
+        self.scaler.load_state_dict(state["scaler"])
+        if self.target is not None:
+            self.target.load_state_dict(state["target"])
+        self.step = state["step"]
+
+
+def train_epoch(trainer: Trainer, loader: Any, epoch: int, log: RunLog, show_bar: bool, world: int) -> dict:
+    """One pass over the loader; returns the epoch record (throughput, data wait, mean losses, last lr)."""
+    args = trainer.args
+    loader.set_epoch(epoch)
+    trainer.net.train()
+    sums: dict[str, float] = {}
+    seen, wait, steps = 0, 0.0, 0
+    bar = None
+    if show_bar:
+        from tqdm import tqdm
+        bar = tqdm(total=len(loader), desc=f"epoch {epoch + 1}/{args.epochs}", leave=False)
+    epoch_start = tick = time.perf_counter()
+    for views, labels in loader:
+        wait += time.perf_counter() - tick
+        values = trainer.train_step(views, labels)
+        steps += 1
+        seen += len(labels)
+        for k, v in values.items():
+            sums[k] = sums.get(k, 0.0) + v
+        if args.log_every and trainer.step % args.log_every == 0:
+            log.write({"type": "step", "epoch": epoch, "step": trainer.step, **values}, trainer.step)
+        if bar is not None:
+            bar.set_postfix(loss=f"{values['loss']:.4f}", lr=f"{values['lr']:.2e}")
+            bar.update()
+        tick = time.perf_counter()
+    epoch_time = time.perf_counter() - epoch_start
+    if bar is not None:
+        bar.close()
+    means = {k: v / max(steps, 1) for k, v in sums.items()}
+    return {"type": "epoch", "epoch": epoch + 1, "step": trainer.step, **means,
+            "lr": values["lr"] if steps else trainer.peak_lr, "epoch_time_s": epoch_time,
+            "images_per_s": seen * world / epoch_time, "data_wait_frac": wait / epoch_time}
+
+
 def train(args: argparse.Namespace) -> dict[str, Any]:
     """Run the whole job; returns the final evaluation and the per-epoch records."""
     device = pick_device(args.device)
@@ -1014,15 +1120,10 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.json").write_text(json.dumps(vars(args), indent=2, default=str))
     log = RunLog(out, rank == 0, args.tensorboard)
-    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(args.amp)
-    use_amp = amp_dtype is not None and device.type == "cuda"
-    amp = (lambda: torch.autocast("cuda", dtype=amp_dtype)) if use_amp else contextlib.nullcontext
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
 
     train_src, eval_srcs = prepare_sources(args, rank)
     num_classes = num_classes_of(train_src)
     train_views, eval_view = make_views(args)
-    n_global = min(2, len(train_views))
     if len(train_views) < 2:
         raise ValueError(f"--views {args.views or args.method}: SSL needs at least 2 views, got {len(train_views)}")
     loader = build_loader(args, train_src, args.limit_train, train_views, True, device, rank, world)
@@ -1033,118 +1134,47 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     bank_loader = build_loader(args, train_src, args.limit_train, [eval_view], False, device) if evaluating else None
     eval_loaders = {name: build_loader(args, src, args.limit_eval, [eval_view], False, device)
                     for name, src in eval_srcs} if evaluating else {}
-
     compile_s = sum(data.warmup() for data in [loader, bank_loader, *eval_loaders.values()] if data is not None)
-    seed_epoch(args.seed, 0)
-    model = SSLModel(args.arch, args.width, args.projector, args.predictor if args.method == "byol" else None,
-                     num_classes).to(device)
-    target = EMATarget(model, args.ema_momentum).to(device) if args.method == "byol" else None
-    if device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
-    optimizer = build_optimizer(args, model)
-    probe_optimizer = torch.optim.AdamW(model.probe.parameters(), lr=args.probe_lr)
-    net: nn.Module = model
-    if world > 1:
-        if args.sync_bn:
-            net = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        net = nn.parallel.DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
 
-    steps_per_epoch = len(loader)
-    total_steps = args.epochs * steps_per_epoch
-    warmup_steps = round(args.warmup_epochs * steps_per_epoch)
-    peak_lr = args.lr * args.batch_size * world / args.lr_ref_batch
-    start_epoch, step, history = 0, 0, []
+    trainer = Trainer(args, num_classes, 2, len(loader), device, world)  # views 0 and 1 are the global views
+    start_epoch, history = 0, []
     resume = out / "checkpoint.pt" if args.resume == "auto" else (Path(args.resume) if args.resume else None)
     if resume is not None and resume.exists():
         ckpt = torch.load(resume, map_location=device, weights_only=False)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        probe_optimizer.load_state_dict(ckpt["probe_optimizer"])
-        scaler.load_state_dict(ckpt["scaler"])
-        if target is not None:
-            target.load_state_dict(ckpt["target"])
-        start_epoch, step, history = ckpt["epoch"], ckpt["step"], ckpt["history"]
+        trainer.load_state_dict(ckpt["trainer"])
+        start_epoch, history = ckpt["epoch"], ckpt["history"]
         set_rng_state(ckpt["rng"])
     elif args.resume not in (None, "auto"):
         raise FileNotFoundError(f"--resume {args.resume}: no such checkpoint")
+
+    def run_eval() -> dict[str, float]:
+        eval_start = time.perf_counter()
+        results = evaluate(trainer.model, bank_loader, eval_loaders, num_classes, args, device, trainer.amp)
+        return {**results, "eval_time_s": time.perf_counter() - eval_start}
 
     final: dict[str, float] = {}
     last_epoch = args.epochs if args.stop_after is None else min(args.stop_after, args.epochs)
     for epoch in range(start_epoch, last_epoch):
         seed_epoch(args.seed, epoch)
-        loader.set_epoch(epoch)
-        net.train()
-        sums: dict[str, float] = {}
-        seen, wait, lr = 0, 0.0, peak_lr
-        bar = None
-        if rank == 0 and not args.no_progress:
-            from tqdm import tqdm
-            bar = tqdm(total=steps_per_epoch, desc=f"epoch {epoch + 1}/{args.epochs}", leave=False)
-        epoch_start = tick = time.perf_counter()
-        for views, labels in loader:
-            wait += time.perf_counter() - tick
-            views = [to_device(v, device) for v in views]
-            labels = torch.as_tensor(labels).to(device, non_blocking=True)
-            lr = lr_at(step, total_steps, warmup_steps, peak_lr, args.min_lr_ratio)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            with amp():
-                outputs = net(views, n_probe=n_global)
-                targets = target(views[:n_global]) if target is not None else None
-                loss, parts = ssl_loss(args, outputs, targets, n_global)
-                probe_loss = F.cross_entropy(outputs["probe_logits"].float(), labels.repeat(n_global))
-            optimizer.zero_grad(set_to_none=True)
-            probe_optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss + probe_loss).backward()
-            scaler.step(optimizer)
-            scaler.step(probe_optimizer)
-            scaler.update()
-            step += 1
-            if target is not None:
-                target.update(model, target.momentum(step, total_steps))
-            values = {"loss": loss.item(), "probe_loss": probe_loss.item(), **{k: float(v) for k, v in parts.items()}}
-            if not math.isfinite(values["loss"]):
-                raise FloatingPointError(f"loss is {values['loss']} at epoch {epoch}, step {step}: lower --lr?")
-            for k, v in values.items():
-                sums[k] = sums.get(k, 0.0) + v
-            seen += labels.shape[0]
-            if args.log_every and step % args.log_every == 0:
-                log.write({"type": "step", "epoch": epoch, "step": step, "lr": lr, **values}, step)
-            if bar is not None:
-                bar.set_postfix(loss=f"{values['loss']:.4f}", lr=f"{lr:.2e}")
-                bar.update()
-            tick = time.perf_counter()
-        epoch_time = time.perf_counter() - epoch_start
-        if bar is not None:
-            bar.close()
-        n_steps = max(steps_per_epoch, 1)
-        record = {"type": "epoch", "epoch": epoch + 1, "step": step, "lr": lr, "epoch_time_s": epoch_time,
-                  "images_per_s": seen * world / epoch_time, "data_wait_frac": wait / epoch_time,
-                  **{k: v / n_steps for k, v in sums.items()}}
+        record = train_epoch(trainer, loader, epoch, log, rank == 0 and not args.no_progress, world)
         if evaluating and ((epoch + 1) % args.eval_every == 0 or epoch + 1 == args.epochs):
-            eval_start = time.perf_counter()
-            final = evaluate(model, bank_loader, eval_loaders, num_classes, args, device, amp)
-            record.update(final, eval_time_s=time.perf_counter() - eval_start)
+            final = run_eval()
+            record.update(final)
         history.append(record)
-        log.write(record, step)
+        log.write(record, trainer.step)
         if rank == 0:
             print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in record.items()}), flush=True)
         if rank == 0 and ((args.ckpt_every and (epoch + 1) % args.ckpt_every == 0) or epoch + 1 == last_epoch):
-            save_checkpoint(out / "checkpoint.pt", {
-                "model": model.state_dict(), "target": target.state_dict() if target is not None else None,
-                "optimizer": optimizer.state_dict(), "probe_optimizer": probe_optimizer.state_dict(),
-                "scaler": scaler.state_dict(), "epoch": epoch + 1, "step": step, "history": history,
-                "rng": rng_state(), "args": vars(args)})
+            save_checkpoint(out / "checkpoint.pt", {"trainer": trainer.state_dict(), "epoch": epoch + 1,
+                                                    "history": history, "rng": rng_state(), "args": vars(args)})
     if evaluating and not final and last_epoch == args.epochs:  # e.g. --epochs 0, or resumed after the end
-        eval_start = time.perf_counter()
-        final = evaluate(model, bank_loader, eval_loaders, num_classes, args, device, amp)
-        record = {"type": "eval", "epoch": max(last_epoch, start_epoch), "step": step, **final,
-                  "eval_time_s": time.perf_counter() - eval_start}
+        final = run_eval()
+        record = {"type": "eval", "epoch": max(last_epoch, start_epoch), "step": trainer.step, **final}
         history.append(record)
-        log.write(record, step)
+        log.write(record, trainer.step)
     if rank == 0:
-        log.write({"type": "summary", "epochs": args.epochs, "steps": step, "loader_compile_s": compile_s,
-                   **final}, step)
+        log.write({"type": "summary", "epochs": args.epochs, "steps": trainer.step, "loader_compile_s": compile_s,
+                   **final}, trainer.step)
         print(summary_table([h for h in history if h["type"] == "epoch"], final), flush=True)
     log.close()
     return {"final": final, "history": history}

@@ -97,10 +97,11 @@ def test_jitter_strength_scales_ranges_around_identity():
     assert tr.scale_jitter(flip, 0.5) is flip
 
 
-@pytest.mark.slow  # compiles the multi-crop views' kernels
-def test_multicrop_and_shifted_evals(data: Path, tmp_path: Path):
+@pytest.mark.slow  # compiles the multi-crop views' kernels (once per process)
+@pytest.mark.parametrize("method", tr.METHODS)
+def test_multicrop_and_shifted_evals(data: Path, tmp_path: Path, method: str):
     out = tmp_path / "mc"
-    run(data, out, "--method", "vicreg", "--views", "dino", "--local-size", "16", "--n-local", "2",
+    run(data, out, "--method", method, "--views", "dino", "--local-size", "16", "--n-local", "2",
         "--alpha", "0.3", "--make-shifted-evals", "gray", "jpeg")
     rec = [r for r in log_records(out) if r["type"] == "epoch"][0]
     assert {"loss_gg", "loss_gl"} <= set(rec)
