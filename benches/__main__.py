@@ -356,6 +356,28 @@ def ffcv_ratios(figures: list[Figure]) -> dict[str, float]:
     return out
 
 
+def target_checks(rows: list[dict[str, Any]], ratios: dict[str, float]) -> list[dict[str, Any]]:
+    """Issue 5's product targets against this run's figures (goals, not test assertions)."""
+    checks = []
+
+    def check(name: str, value: float | None, goal: float) -> None:
+        if value is not None:
+            checks.append({"target": name, "value": value, "goal": goal, "met": value >= goal})
+
+    for r in rows:
+        rung, storage = r["rung"], r["storage"]
+        if storage in ("jpeg", "file"):
+            if rung == 1:
+                check("jpeg rung 1: two views / all-core decode limit", r["fraction_of_decode_limit"], 0.8)
+            check(f"jpeg rung {rung}: x fastest torchvision", r["speedup_vs_fastest_torchvision"],
+                  5.0 if rung == 5 else 3.0)
+        elif storage == "raw":
+            check(f"raw rung {rung}: x fastest torchvision", r["speedup_vs_fastest_torchvision"], 5.0)
+    check("two views: x FFCV two pipelines", ratios.get("2view_fastssl_over_ffcv"), 1.8)
+    check("one view: x FFCV one view", ratios.get("1view_fastssl_over_ffcv"), 1.0)
+    return checks
+
+
 def format_headline(rows: list[dict[str, Any]]) -> str:
     lines = ["rung  augmentations  storage  fastssl img/s  fastest torchvision (img/s)   speedup  x decode limit"
              "  +core-us/img"]
@@ -404,12 +426,14 @@ def main(argv: list[str] | None = None) -> int:
         op_costs = op_costs_bench.measure(repeats=50)
     rows = headline(bench.figures, limits, a.workers)
     ratios = ffcv_ratios(bench.figures)
+    checks = target_checks(rows, ratios)
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()}
     out_json = write_json(a.out / "bench.json", bench.figures, machine=machine, settings=settings,
                           dataset={"name": data.name, "images": len(data.files), **data.info},
                           decode_limit=limits, torchvision_blur={"chosen": bench.blur, "ms_per_image":
                                                                  bench.blur_timings},
-                          ffcv={"status": ffcv_status, **ratios}, headline=rows, op_costs=op_costs,
+                          ffcv={"status": ffcv_status, **ratios}, headline=rows, targets=checks,
+                          op_costs=op_costs,
                           total_seconds=time.perf_counter() - start)
     title = (f"{data.name}: {len(data.files)} images, batch {a.batch_size}, {a.workers} workers, "
              f"{machine['cpu_model']}")
@@ -426,6 +450,10 @@ def main(argv: list[str] | None = None) -> int:
         print("\nHeadline (two views; speedup against the FASTEST torchvision variant per rung):")
         print(format_headline(rows))
     print(f"\nFFCV: {ffcv_status}" + "".join(f"; {k} {v:.2f}x" for k, v in ratios.items()))
+    if checks:
+        print("\nTargets (issue 5; product goals measured on this machine):")
+        for c in checks:
+            print(f"  {'met   ' if c['met'] else 'MISSED'} {c['target']}: {c['value']:.2f} (goal >= {c['goal']})")
     if op_costs:
         print("\nOp costs (benches.op_costs: microseconds per image, one core):")
         for size, ops in op_costs.items():

@@ -11,7 +11,8 @@ from PIL import Image
 
 from benches import decode_limit, ladder, report, synthetic_data
 from benches import torchvision_baseline as tvb
-from benches.__main__ import PRESETS, _export_fssl, fastest_torchvision, ffcv_ratios, headline, main, parse_args
+from benches.__main__ import (PRESETS, _export_fssl, fastest_torchvision, ffcv_ratios, headline, main, parse_args,
+                              target_checks)
 
 IMAGENET_SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenet-sample"
 
@@ -211,8 +212,9 @@ def _write_jpegs(folder: Path, n: int, seed: int = 0) -> list[Path]:
     files = []
     for i in range(n):
         h, w = int(rng.integers(60, 120)), int(rng.integers(60, 120))
-        base = np.linspace(0, 255, w)[None, :, None] * np.ones((h, 1, 3))
-        img = np.clip(base + rng.normal(0, 20, (h, w, 3)), 0, 255).astype(np.uint8)
+        yy, xx = np.mgrid[0:h, 0:w]
+        base = np.where(((yy // 8) + (xx // 8)) % 2 == 0, 20.0, 235.0)[..., None] * np.ones(3)  # dark in every crop
+        img = np.clip(base + rng.normal(0, 10, (h, w, 3)), 0, 255).astype(np.uint8)
         f = folder / f"img_{i}.jpg"
         Image.fromarray(img).save(f, quality=90)
         files.append(f)
@@ -221,6 +223,7 @@ def _write_jpegs(folder: Path, n: int, seed: int = 0) -> list[Path]:
 
 @pytest.mark.parametrize("variant", tvb.VARIANTS)
 def test_torchvision_dataset_outputs_normalised_float_views(tmp_path, variant):
+    torch.manual_seed(0)
     files = _write_jpegs(tmp_path, 3)
     views = ladder.byol_rung(5, 64)
     ds = tvb.MultiViewFiles(files, [0, 1, 2], [tvb.build_transform(v, variant, "pil") for v in views], variant)
@@ -228,7 +231,7 @@ def test_torchvision_dataset_outputs_normalised_float_views(tmp_path, variant):
     assert label == 1
     for v in (v1, v2):
         assert v.dtype == torch.float32 and tuple(v.shape) == (3, 64, 64)
-        assert v.min() < 0  # normalised, not in [0, 1]
+        assert v.min() < -0.5  # normalised (dark pixels in every crop), not in [0, 1]
     loader = tvb.make_loader(files, [0, 1, 2], views, variant, "pil", batch_size=2, workers=0)
     assert report.count_images(loader, progress=False) == 3
     with pytest.raises(ValueError, match="img_9"):
@@ -302,6 +305,14 @@ def test_table_headline_and_chart(tmp_path):
     # rung 5 (200 img/s) over rung 1 (400 img/s) with 2 workers: 2 * (1/200 - 1/400) s = 5000 core-us per image
     assert by[(5, "jpeg")]["added_core_us_per_image"] == pytest.approx(5000.0)
     assert by[(1, "jpeg")]["added_core_us_per_image"] is None
+    checks = {c["target"]: c for c in target_checks(rows, {"2view_fastssl_over_ffcv": 1.5})}
+    assert checks["jpeg rung 1: two views / all-core decode limit"]["met"] is False  # 0.5 < 0.8
+    assert checks["jpeg rung 1: x fastest torchvision"]["met"] is True  # 4.0 >= 3
+    rung5 = checks["jpeg rung 5: x fastest torchvision"]
+    assert rung5["goal"] == 5.0 and rung5["met"]
+    assert checks["raw rung 1: x fastest torchvision"]["met"] is True  # 10 >= 5
+    assert checks["two views: x FFCV two pipelines"]["met"] is False
+    assert "one view: x FFCV one view" not in checks  # not measured: not reported
     table = report.format_table(figs)
     assert len(table.splitlines()) == len(figs) + 2
     assert "torchvision-v2-tensor" in table and "rung=5" in table
@@ -406,6 +417,8 @@ def test_main_tiny_run_writes_table_json_and_chart(tmp_path, capsys):
     assert all(f["images"] == 6 and len(f["epoch_s"]) == 1 for f in doc["figures"])
     assert doc["machine"]["usable_cores"] >= 1 and doc["dataset"]["images"] == 6
     assert len(doc["headline"]) == 4 and doc["decode_limit"]["jpeg_images"] == 6
+    assert {c["target"] for c in doc["targets"]} >= {"jpeg rung 1: two views / all-core decode limit",
+                                                      "raw rung 5: x fastest torchvision"}
     assert (out / "ladder.png").is_file()
     printed = capsys.readouterr().out
     assert "Headline" in printed and "JPEG decode limit" in printed
