@@ -270,15 +270,16 @@ class ViewPlan:
         if out.ndim != 4 or out.shape[0] != n or out.shape[1] != 3 or tuple(out.shape[2:]) != size:
             raise ValueError(f"ViewPlan.apply: out must be [{n}, 3, {size[0]}, {size[1]}] for view "
                              f"{self.view_index} at epoch {epoch}, got {list(out.shape)}")
-        if params.shape != (n, self.num_params):
-            raise ValueError(f"ViewPlan.apply: params must be [{n}, {self.num_params}], got {params.shape}")
+        if params.shape != (n, self.num_params) or params.dtype != np.float64:
+            raise ValueError(f"ViewPlan.apply: params must be float64 [{n}, {self.num_params}], "
+                             f"got {params.dtype} {params.shape}")
         if src.dtype != np.uint8 or src.ndim != 1:
             raise ValueError(f"ViewPlan.apply: src must be a 1-D uint8 array, got {src.dtype} {src.shape}")
         ends = np.asarray(offsets) + np.asarray(src_heights) * np.asarray(src_widths) * 3
         if n and (np.min(offsets) < 0 or np.max(ends) > src.shape[0]):
             bad = int(np.flatnonzero((np.asarray(offsets) < 0) | (ends > src.shape[0]))[0])
-            raise ValueError(f"ViewPlan.apply: image {bad} (offset {int(offsets[bad])}, "
-                             f"{int(src_heights[bad])} x {int(src_widths[bad])}) lies outside src ({src.shape[0]} bytes)")
+            raise ValueError(f"ViewPlan.apply: image {bad} (offset {int(offsets[bad])}, {int(src_heights[bad])} x "
+                             f"{int(src_widths[bad])}) lies outside src ({src.shape[0]} bytes)")
         kernel(src, np.ascontiguousarray(offsets, np.int64), np.ascontiguousarray(src_heights, np.int64),
                np.ascontiguousarray(src_widths, np.int64), np.ascontiguousarray(heights, np.int64),
                np.ascontiguousarray(widths, np.int64), params, out, self._scale, self._shift)

@@ -4,11 +4,16 @@ Resampling mirrors ``torch.nn.functional.interpolate(..., antialias=True)`` (PIL
 ``torchvision.transforms.v2.functional.resized_crop`` runs on uint8 tensors: a separable filter (triangle for
 bilinear, Keys cubic with a=-0.5 for bicubic) whose support is widened by the downscale factor, weights
 normalised to sum to one, taps limited to the source region, horizontal pass first, each pass rounded and
-clamped to uint8 levels (torch's native uint8 path does this too; it matters for bicubic overshoot). Unlike torchvision we
-never cut the source to an integer box first: the box is mapped into the (possibly DCT-downscaled) decoded
-image in float and the filter runs over that exact float region, so a 1/2-scale decode still gives nearly the
-same pixels as a full one. Cost per view: one horizontal pass over only the source rows that the vertical pass
-needs, one vertical pass, with the per-row/per-column weights computed once per sample.
+clamped to uint8 levels (torch's native uint8 path does this too; it matters for bicubic overshoot). Measured
+parity: max 2 levels, mean < 0.3 (tests/test_ops_crop.py). Unlike torchvision we never cut the source to an
+integer box first: the box is mapped into the (possibly DCT-downscaled) decoded image in float and the filter
+runs over that exact float region, so a 1/2-scale decode still gives nearly the same pixels as a full one.
+Cost per view: one horizontal pass over only the source rows that the vertical pass needs, one vertical pass
+(vectorised over whole rows), with the per-row/per-column weights computed once per sample.
+
+``antialias=False`` keeps the filter support unwidened: bilinear then equals torch's plain bilinear
+(``align_corners=False``); bicubic uses torch's a=-0.75 but renormalises the weights at the borders where torch
+replicates the edge pixel, so border pixels may differ.
 """
 from __future__ import annotations
 
@@ -104,8 +109,9 @@ def resize_region(src: np.ndarray, offset: int, src_h: int, src_w: int, y0: floa
     fy, cy, wy = axis_weights(y0, hh, out_h, max(y_lo, 0), min(y_hi, src_h), cubic, antialias)
     fx, cx, wx = axis_weights(x0, ww, out_w, max(x_lo, 0), min(x_hi, src_w), cubic, antialias)
     row_first, row_end = _span(fy, cy)
+    col_first, col_end = _span(fx, cx)
     flat_out = out.reshape(out_h, out_w * 3)
-    if row_end <= row_first or _span(fx, cx)[1] <= _span(fx, cx)[0]:
+    if row_end <= row_first or col_end <= col_first:
         flat_out[:, :] = 0
         return
     # horizontal pass, only over the source rows the vertical pass reads
