@@ -132,8 +132,10 @@ def machine_description() -> dict[str, Any]:
             cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
     except OSError:
         pass
-    versions = {}
-    for pkg in ("fastssl_loader", "numpy", "numba", "torch", "torchvision", "pillow", "simplejpeg",
+    import fastssl_loader
+
+    versions: dict[str, str | None] = {"fastssl_loader": fastssl_loader.__version__}
+    for pkg in ("numpy", "numba", "torch", "torchvision", "pillow", "simplejpeg",
                 "opencv-python-headless", "ffcv"):
         try:
             versions[pkg] = md.version(pkg)
@@ -143,11 +145,23 @@ def machine_description() -> dict[str, Any]:
         affinity = len(os.sched_getaffinity(0))
     except AttributeError:
         affinity = os.cpu_count()
-    return {"cpu_model": cpu, "logical_cores": os.cpu_count(), "usable_cores": affinity,
+    return {"cpu_model": cpu, "logical_cores": os.cpu_count(), "usable_cores": affinity, "git_commit": _git_commit(),
             "physical_cores": psutil.cpu_count(logical=False),
             "memory_gb": round(psutil.virtual_memory().total / 2 ** 30, 1),
             "os": platform.platform(), "python": platform.python_version(), "versions": versions,
             "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None}
+
+
+def _git_commit() -> str | None:
+    """The repository's HEAD commit (None outside a git checkout), so a JSON file names the code it measured."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).resolve().parent, capture_output=True,
+                             text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
 
 
 def _config_text(config: dict[str, Any], skip: tuple[str, ...] = ()) -> str:
