@@ -324,8 +324,11 @@ def test_table_headline_and_chart(tmp_path):
 def test_machine_description_names_cpu_cores_and_versions():
     m = report.machine_description()
     assert m["cpu_model"] and m["usable_cores"] >= 1
-    assert m["versions"]["torch"] == torch.__version__.split("+")[0] or m["versions"]["torch"]
-    assert "numba" in m["versions"] and "torchvision" in m["versions"]
+    assert m["versions"]["torch"] == torch.__version__.split("+")[0]
+    import fastssl_loader
+
+    assert m["versions"]["fastssl_loader"] == fastssl_loader.__version__
+    assert m["versions"]["numba"] and m["versions"]["torchvision"] and "git_commit" in m
 
 
 # ---------------------------------------------------------------- decode limit
