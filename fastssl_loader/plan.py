@@ -191,7 +191,6 @@ class ViewPlan:
         bounds = [0]
         for op in ops:
             bounds.append(bounds[-1] + len(op.param_names))
-        self._bounds = bounds
         self.param_names: list[str] = _unique_names([name for op in ops for name in op.param_names])
         self.num_params: int = bounds[-1]
         box = self.geometry.crop_box_columns()
