@@ -61,6 +61,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
+import datetime
 import functools
 import hashlib
 import json
@@ -214,7 +215,8 @@ def init_distributed(device: torch.device) -> tuple[int, int]:
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return 0, 1
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        # a long timeout: the other ranks wait in their next collective while rank 0 evaluates
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=datetime.timedelta(hours=2))
     return dist.get_rank(), dist.get_world_size()
 
 
@@ -865,8 +867,8 @@ def extract(model: SSLModel, loader: Any, device: torch.device, amp: Any) -> tup
         x = to_device(views[0], device)
         with amp():
             f = model.backbone(x).float()
-            logits.append(model.probe(f).float().cpu())
-        feats.append(f.cpu())
+            logits.append(model.probe(f).float())
+        feats.append(f)  # kept on the device: the kNN search runs there
         labels.append(torch.as_tensor(y).clone())  # the fastssl batch memory is reused by the next batch
     return torch.cat(feats), torch.cat(logits), torch.cat(labels)
 
