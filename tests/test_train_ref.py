@@ -63,6 +63,23 @@ def test_each_method_trains_and_logs(data: Path, tmp_path: Path, method: str):
     assert (out / "checkpoint.pt").exists() and json.loads((out / "config.json").read_text())["method"] == method
 
 
+@pytest.mark.parametrize("optimizer", ["lars", "adamw"])
+def test_other_optimizers_train(data: Path, tmp_path: Path, optimizer: str):
+    result = run(data, tmp_path / optimizer, "--views", "simclr", "--optimizer", optimizer, "--lr", "0.01")
+    rec = result["history"][0]
+    assert rec["step"] == 4 and np.isfinite(rec["loss"])
+
+
+@pytest.mark.parametrize("arch,width,dim", [("small", 4, 32), ("cifar_resnet18", 8, 64), ("resnet18", 64, 512)])
+def test_backbones_output_pooled_features(arch: str, width: int, dim: int):
+    net = tr.build_backbone(arch, width)
+    assert net.out_dim == dim and net(torch.randn(2, 3, 32, 32)).shape == (2, dim)
+    if arch == "cifar_resnet18":  # CIFAR stem: 3x3 stride 1, no max-pool
+        stem = net.features[0][0]
+        assert stem.kernel_size == (3, 3) and stem.stride == (1, 1)
+        assert not any(isinstance(m, torch.nn.MaxPool2d) for m in net.modules())
+
+
 def test_torchvision_loader_same_interface(data: Path, tmp_path: Path):
     out = tmp_path / "tv"
     # --tensorboard is optional: without the package the run warns and goes on
