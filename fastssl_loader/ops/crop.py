@@ -8,8 +8,9 @@ clamped to uint8 levels (torch's native uint8 path does this too; it matters for
 parity: max 2 levels, mean < 0.3 (tests/test_ops_crop.py). Unlike torchvision we never cut the source to an
 integer box first: the box is mapped into the (possibly DCT-downscaled) decoded image in float and the filter
 runs over that exact float region, so a 1/2-scale decode still gives nearly the same pixels as a full one.
-Cost per view: one horizontal pass over only the source rows that the vertical pass needs, one vertical pass
-(vectorised over whole rows), with the per-row/per-column weights computed once per sample.
+Cost per view: one scalar horizontal pass over only the source rows the vertical pass needs (or, bilinear
+only, over the output rows after a vertical pass when that is cheaper), one vertical pass vectorised over
+whole rows, with the per-row/per-column weights computed once per sample.
 
 ``antialias=False`` keeps the filter support unwidened: bilinear then equals torch's plain bilinear
 (``align_corners=False``); bicubic uses torch's a=-0.75 but renormalises the weights at the borders where torch
@@ -97,13 +98,62 @@ def axis_weights(start: float, length: float, out_size: int, lo: int, hi: int, c
 
 
 @nb.njit(nogil=True, cache=True)
+def _rows_pass(src: np.ndarray, offset: int, row_stride: int, first: np.ndarray, count: np.ndarray,
+               weights: np.ndarray, width: int, dst: np.ndarray) -> None:
+    """Filter along rows: ``dst[i, k] = sum_t weights[i, t] * row(first[i] + t)[k]`` for ``k < width``, where
+    ``row(r)`` starts at ``src[offset + r * row_stride]``. Whole rows at a time, so the inner loop vectorises."""
+    acc = np.empty(width, np.float32)
+    for i in range(dst.shape[0]):
+        drow = dst[i]
+        if count[i] == 0:
+            drow[:] = 0
+            continue
+        acc[:] = 0.0
+        for t in range(count[i]):
+            w = weights[i, t]
+            base = offset + (first[i] + t) * row_stride
+            row = src[base:base + width]  # a slice, so indexing needs no negative-index fix-up and vectorises
+            for k in range(width):
+                acc[k] += w * np.float32(row[k])
+        for k in range(width):
+            drow[k] = _to_level(acc[k])
+
+
+@nb.njit(nogil=True, cache=True)
+def _columns_pass(src: np.ndarray, offset: int, row_stride: int, first: np.ndarray, count: np.ndarray,
+                  weights: np.ndarray, dst: np.ndarray) -> None:
+    """Filter along columns: ``dst[r, 3 * i + c] = sum_t weights[i, t] * pixel(r, first[i] + t)[c]`` where
+    ``pixel(r, x)`` is at ``src[offset + r * row_stride + 3 * x]``."""
+    for r in range(dst.shape[0]):
+        base = offset + r * row_stride
+        drow = dst[r]
+        for i in range(first.shape[0]):
+            a0 = np.float32(0.0)
+            a1 = np.float32(0.0)
+            a2 = np.float32(0.0)
+            p = np.uint64(base + first[i] * 3)  # unsigned: no negative-index fix-up on each load
+            for t in range(count[i]):
+                w = weights[i, t]
+                a0 += w * np.float32(src[p])
+                a1 += w * np.float32(src[p + np.uint64(1)])
+                a2 += w * np.float32(src[p + np.uint64(2)])
+                p += np.uint64(3)
+            drow[3 * i] = _to_level(a0)
+            drow[3 * i + 1] = _to_level(a1)
+            drow[3 * i + 2] = _to_level(a2)
+
+
+@nb.njit(nogil=True, cache=True)
 def resize_region(src: np.ndarray, offset: int, src_h: int, src_w: int, y0: float, x0: float, hh: float,
                   ww: float, y_lo: int, y_hi: int, x_lo: int, x_hi: int, cubic: bool, antialias: bool,
                   out: np.ndarray) -> None:
     """Resample the float region (y0, x0, hh, ww) of ``src[offset:]`` (src_h x src_w x 3) into ``out`` (H, W, 3).
 
     Taps are clamped to rows ``[y_lo, y_hi)`` and columns ``[x_lo, x_hi)`` (the crop box for a crop, the whole
-    image for a resize); output pixels whose centre falls outside them are zero.
+    image for a resize); output pixels whose centre falls outside them are zero. The horizontal pass runs first
+    (torch's order) over only the source rows the vertical pass reads. For bilinear, whose weights are positive
+    so no intermediate clamping happens, the vertical pass runs first when that shrinks the scalar horizontal
+    pass (more source rows than output rows); only the intermediate rounding differs (at most 1 level).
     """
     out_h, out_w = out.shape[0], out.shape[1]
     fy, cy, wy = axis_weights(y0, hh, out_h, max(y_lo, 0), min(y_hi, src_h), cubic, antialias)
@@ -114,40 +164,15 @@ def resize_region(src: np.ndarray, offset: int, src_h: int, src_w: int, y0: floa
     if row_end <= row_first or col_end <= col_first:
         flat_out[:, :] = 0
         return
-    # horizontal pass, only over the source rows the vertical pass reads
-    tmp = np.empty((row_end - row_first, out_w * 3), np.uint8)
-    for r in range(row_first, row_end):
-        base = offset + r * src_w * 3
-        trow = tmp[r - row_first]
-        for ox in range(out_w):
-            a0 = np.float32(0.0)
-            a1 = np.float32(0.0)
-            a2 = np.float32(0.0)
-            p = base + fx[ox] * 3
-            for t in range(cx[ox]):
-                w = wx[ox, t]
-                a0 += w * np.float32(src[p])
-                a1 += w * np.float32(src[p + 1])
-                a2 += w * np.float32(src[p + 2])
-                p += 3
-            trow[ox * 3] = _to_level(a0)
-            trow[ox * 3 + 1] = _to_level(a1)
-            trow[ox * 3 + 2] = _to_level(a2)
-    # vertical pass, accumulating whole rows so the inner loop vectorises
-    acc = np.empty(out_w * 3, np.float32)
-    for oy in range(out_h):
-        orow = flat_out[oy]
-        if cy[oy] == 0:
-            orow[:] = 0
-            continue
-        acc[:] = 0.0
-        for t in range(cy[oy]):
-            w = wy[oy, t]
-            trow = tmp[fy[oy] - row_first + t]
-            for k in range(out_w * 3):
-                acc[k] += w * np.float32(trow[k])
-        for k in range(out_w * 3):
-            orow[k] = _to_level(acc[k])
+    stride = src_w * 3
+    if not cubic and row_end - row_first > out_h:
+        tmp = np.empty((out_h, (col_end - col_first) * 3), np.uint8)
+        _rows_pass(src, offset + col_first * 3, stride, fy, cy, wy, tmp.shape[1], tmp)
+        _columns_pass(tmp.reshape(-1), -col_first * 3, tmp.shape[1], fx, cx, wx, flat_out)
+    else:
+        tmp = np.empty((row_end - row_first, out_w * 3), np.uint8)
+        _columns_pass(src, offset + row_first * stride, stride, fx, cx, wx, tmp)
+        _rows_pass(tmp.reshape(-1), -row_first * out_w * 3, out_w * 3, fy, cy, wy, out_w * 3, flat_out)
 
 
 @nb.njit(nogil=True, cache=True)
