@@ -901,7 +901,11 @@ def evaluate(model: SSLModel, bank_loader: Any, eval_loaders: dict[str, Any], nu
 # ----------------------------------------------------------------------------------------------------------
 
 class RunLog:
-    """JSON lines in <out>/log.jsonl (+ optional TensorBoard scalars), written by rank 0 only."""
+    """JSON lines in <out>/log.jsonl (+ optional TensorBoard scalars), written by rank 0 only.
+
+    Records carry a ``type``: ``start`` (one per launch; the file is appended to, so a resumed run continues
+    it), ``step`` (with --log-every), ``epoch``, ``eval`` (evaluation without training) and ``summary``.
+    """
 
     def __init__(self, out: Path, enabled: bool, tensorboard: bool) -> None:
         self.enabled = enabled
@@ -1148,6 +1152,9 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         set_rng_state(ckpt["rng"])
     elif args.resume not in (None, "auto"):
         raise FileNotFoundError(f"--resume {args.resume}: no such checkpoint")
+
+    log.write({"type": "start", "start_epoch": start_epoch, "resumed_from": str(resume) if start_epoch else None,
+               "world_size": world, "device": str(device), "loader": args.loader}, trainer.step)
 
     def run_eval() -> dict[str, float]:
         eval_start = time.perf_counter()
