@@ -19,6 +19,7 @@ mid-frequency texture and grain lands near real photographs. The images are writ
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -141,6 +142,12 @@ def _write_one(args: tuple[Path, int, int, int]) -> int:
     return len(buf)
 
 
+def _process_context() -> multiprocessing.context.BaseContext:
+    """forkserver where available (a fork of a threaded parent can deadlock), else spawn."""
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+
+
 def build_synthetic_imagefolder(
     cache_dir: str | os.PathLike, spec: SyntheticSpec = SyntheticSpec(), workers: int | None = None,
     progress: bool = True,
@@ -163,7 +170,7 @@ def build_synthetic_imagefolder(
     workers = workers or os.cpu_count() or 1
     from tqdm import tqdm
 
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=_process_context()) as pool:
         sizes = list(tqdm(pool.map(_write_one, jobs, chunksize=8), total=len(jobs), disable=not progress,
                           desc="synthetic dataset", unit="img"))
     stats = folder_stats(root)

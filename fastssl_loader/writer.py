@@ -12,9 +12,10 @@ Storage modes (per image):
   fixed per-image cost that dominates for tiny images (CIFAR, Tiny-ImageNet are decode-bound as JPEG);
   larger images are 5-10x smaller as JPEG, and reading them from disk/page cache becomes the bottleneck.
 
-Samples are encoded in worker processes (``multiprocessing``, fork where available) and written in sample
-order, so the file is byte-identical for any ``num_workers``. The file is written to a temporary file in the
-destination folder and renamed at the end; on any error or interrupt the temporary file is removed.
+Samples are encoded in worker processes (``multiprocessing``: forkserver where available, else spawn; never
+fork, which can deadlock when the parent runs threads) and written in sample order, so the file is
+byte-identical for any ``num_workers``. The file is written to a temporary file in the destination folder
+and renamed at the end; on any error or interrupt the temporary file is removed.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import json
 import multiprocessing
 import operator
 import os
+import pickle
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -263,11 +265,24 @@ def _encoded_stream(samples: Sequence[Any], settings: _Settings, workers: int) -
         finally:
             _WORKER_STATE = saved
         return
+    _check_picklable(samples)
+    # forkserver/spawn, never fork: a fork of a process that runs threads (torch, numba, OpenCV's pool, a live
+    # Loader) can deadlock the child, e.g. in cv2.setNumThreads.
     methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
     chunksize = max(1, min(64, n // (workers * 8)))
     with context.Pool(workers, initializer=_init_worker, initargs=(samples, settings, True)) as pool:
         yield from pool.imap(_encode_index, range(n), chunksize=chunksize)
+
+
+def _check_picklable(samples: Sequence[Any]) -> None:
+    """Worker processes receive ``samples`` pickled: say so clearly when that cannot work."""
+    try:
+        pickle.dumps(samples, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as exc:  # noqa: BLE001 - any pickling failure means the same thing to the user
+        raise ValueError(f"samples ({type(samples).__name__}) cannot be sent to worker processes: it is not "
+                         f"picklable ({type(exc).__name__}: {exc}); pass num_workers=0 to encode in this "
+                         "process") from None
 
 
 def _default_workers() -> int:

@@ -230,3 +230,26 @@ def test_mixed_source_kinds_become_rgb(tmp_path, make_image):
     np.testing.assert_array_equal(r.image(1), np.repeat(rgb[..., :1], 3, axis=2))
     np.testing.assert_array_equal(r.image(2), rgb)
     np.testing.assert_array_equal(r.image(3), rgb)
+
+
+class _UnpicklableSamples:
+    """An indexable whose instances cannot be pickled (holds a lambda), as some user datasets are."""
+
+    def __init__(self, images):
+        self.images = images
+        self.transform = lambda x: x
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, i):
+        return self.transform(self.images[i]), 0
+
+
+def test_unpicklable_samples_need_num_workers_0(tmp_path, make_image):
+    samples = _UnpicklableSamples([make_image(16, 16, seed=i) for i in range(4)])
+    with pytest.raises(ValueError, match="num_workers=0"):
+        write_dataset(tmp_path / "x.fssl", samples, num_workers=2, progress=False)
+    assert list(tmp_path.iterdir()) == []
+    report = write_dataset(tmp_path / "x.fssl", samples, num_workers=0, progress=False)
+    assert report.written == 4
