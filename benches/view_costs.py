@@ -1,0 +1,177 @@
+"""Microseconds per image of one view's compiled kernel (``ViewPlan.apply``), on one core, per git revision.
+
+Question answered: what does each view cost after the (single) JPEG decode, and did a change to the kernels
+make it faster? Views: RandomResizedCrop(224) alone, the rung-1 view (RandomResizedCrop + flip + Normalize)
+and both BYOL views (``presets.byol(224)``), each with uint8 and float32 (normalised) output. Inputs are real
+photos from ``../shared/data/imagenet-sample`` decoded at their stored size (~500 x 375; a smooth synthetic
+image set when absent), parameters drawn once with seed 0, so every revision renders exactly the same work.
+
+Timing: one ``apply`` call renders all images; the minimum thread CPU time over ``--repeats`` calls, divided
+by the number of images, is reported (on a shared machine CPU time is steadier than wall time; the wall-time
+median is saved too). ``--rev A --rev B`` measures each git revision's ``fastssl_loader`` (exported with
+``git archive`` into a temporary folder) in its own process, alternating revisions over ``--rounds`` rounds and
+keeping each figure's minimum, then prints the ratios against the first revision. ``WORKTREE`` (the default)
+is the working tree. Compilation (or cache loading) happens before timing.
+
+Run: ``python -m benches.view_costs [--rev HEAD~1 --rev WORKTREE] [--images 64] [--repeats 7]
+[--rounds 2] [--out bench_results/view_costs.json]``
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE_DIR = REPO.parent / "shared" / "data" / "imagenet-sample"
+WORKTREE = "WORKTREE"
+SIZE = 224
+
+
+def load_images(count: int) -> list[np.ndarray]:
+    """``count`` photos decoded at their stored size (or synthetic 375 x 500 images when no data exists)."""
+    from fastssl_loader.jpeg import decode_jpeg
+
+    photos = sorted(SAMPLE_DIR.glob("*.JPEG"))[:count] if SAMPLE_DIR.is_dir() else []
+    if photos:
+        return [decode_jpeg(p.read_bytes()) for p in photos]
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:375, 0:500] / 500
+    base = np.stack([200 * xx + 30, 180 * yy + 40, 120 * (1 - xx * yy) + 60], axis=-1)
+    return [np.clip(base + rng.normal(0, 12, base.shape), 0, 255).astype(np.uint8) for _ in range(count)]
+
+
+def views() -> dict[str, list]:
+    """Name -> op list of every measured view."""
+    from fastssl_loader import presets
+    from fastssl_loader.ops import IMAGENET_MEAN, IMAGENET_STD, Normalize, RandomHorizontalFlip, RandomResizedCrop
+
+    byol = presets.byol(SIZE)
+    return {"rrc224": [RandomResizedCrop(SIZE)],
+            "rung1": [RandomResizedCrop(SIZE), RandomHorizontalFlip(0.5), Normalize(IMAGENET_MEAN, IMAGENET_STD)],
+            "byol_view1": byol[0], "byol_view2": byol[1]}
+
+
+def measure(images: list[np.ndarray], repeats: int) -> dict[str, dict[str, float]]:
+    """Per view and output dtype: minimum CPU and median wall microseconds per image of ``apply``."""
+    from fastssl_loader.plan import ViewPlan
+
+    src = np.concatenate([im.reshape(-1) for im in images])
+    sizes = np.array([im.size for im in images], np.int64)
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    heights = np.array([im.shape[0] for im in images], np.int64)
+    widths = np.array([im.shape[1] for im in images], np.int64)
+    n = len(images)
+    results: dict[str, dict[str, float]] = {}
+    for view_index, (name, ops) in enumerate(views().items()):
+        plan = ViewPlan(ops, view_index % 2)
+        params = np.zeros((n, plan.num_params), np.float64)
+        plan.sample(np.arange(n, dtype=np.int64), heights, widths, 0, 0, params)
+        for dtype in (np.uint8, np.float32):
+            out = np.empty((n, 3, *plan.output_size(0)), dtype)
+
+            def run() -> None:
+                plan.apply(src, offsets, heights, widths, heights, widths, params, out, 0)
+
+            run()  # compile or load from the cache
+            cpu, wall = [], []
+            for _ in range(repeats):
+                t0, c0 = time.perf_counter(), time.thread_time()
+                run()
+                cpu.append(time.thread_time() - c0)
+                wall.append(time.perf_counter() - t0)
+            results[f"{name}/{np.dtype(dtype).name}"] = {"cpu_min_us": min(cpu) / n * 1e6,
+                                                          "wall_median_us": float(np.median(wall)) / n * 1e6}
+    return results
+
+
+def export(rev: str, folder: Path) -> Path:
+    """Folder holding revision ``rev``'s ``fastssl_loader`` package (the repo itself for WORKTREE)."""
+    if rev == WORKTREE:
+        return REPO
+    target = folder / rev.replace("/", "_").replace("~", "-").replace("^", "-")
+    target.mkdir()
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", rev, "fastssl_loader"], check=True,
+                             capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    return target
+
+
+def run_worker(package_root: Path, images: int, repeats: int) -> dict[str, dict[str, float]]:
+    """Measure the package under ``package_root`` in a fresh single-threaded process."""
+    env = dict(os.environ, PYTHONPATH=str(package_root), NUMBA_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, __file__, "--worker", "--images", str(images), "--repeats", str(repeats)],
+                          env=env, cwd=package_root, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"view_costs worker for {package_root} failed:\n{proc.stderr}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def compare(revs: list[str], images: int, repeats: int, rounds: int) -> dict[str, dict[str, dict[str, float]]]:
+    """Per revision, per view: the minimum over ``rounds`` alternating worker runs of each figure."""
+    best: dict[str, dict[str, dict[str, float]]] = {rev: {} for rev in revs}
+    with tempfile.TemporaryDirectory(prefix="view_costs_") as tmp:
+        roots = {rev: export(rev, Path(tmp)) for rev in revs}
+        for r in range(rounds):
+            for rev in revs:
+                print(f"round {r + 1}/{rounds}: {rev}", file=sys.stderr, flush=True)
+                for key, fig in run_worker(roots[rev], images, repeats).items():
+                    old = best[rev].get(key)
+                    best[rev][key] = fig if old is None else {k: min(v, old[k]) for k, v in fig.items()}
+    return best
+
+
+def git_commit(rev: str) -> str:
+    """Full commit id of ``rev`` (WORKTREE: HEAD plus a note when the tree has local changes)."""
+    if rev != WORKTREE:
+        return subprocess.run(["git", "-C", str(REPO), "rev-parse", rev], check=True, capture_output=True,
+                              text=True).stdout.strip()
+    head = git_commit("HEAD")
+    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "fastssl_loader"],
+                           capture_output=True, text=True).stdout.strip()
+    return head + (" + local changes" if dirty else "")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rev", action="append", help="git revision to measure (repeatable; WORKTREE = working "
+                                                       "tree, the default); ratios are against the first")
+    parser.add_argument("--images", type=int, default=64, help="photos rendered per apply call")
+    parser.add_argument("--repeats", type=int, default=7, help="timed apply calls per view (minimum CPU time)")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating worker runs per revision (minimum)")
+    parser.add_argument("--out", default="bench_results/view_costs.json", help="where to save the JSON")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(measure(load_images(args.images), args.repeats)))
+        return
+    revs = args.rev or [WORKTREE]
+    results = compare(revs, args.images, args.repeats, args.rounds)
+    keys = list(results[revs[0]])
+    print(f"\nus per image per view (min thread CPU time of {args.repeats} calls x {args.rounds} rounds, "
+          f"{args.images} photos, one thread)")
+    print(f"{'view/out':<22}" + "".join(f"{rev[:14]:>16}" for rev in revs)
+          + "".join(f"{'ratio ' + rev[:8]:>16}" for rev in revs[1:]))
+    for key in keys:
+        cpus = [results[rev][key]["cpu_min_us"] for rev in revs]
+        print(f"{key:<22}" + "".join(f"{c:>16.1f}" for c in cpus)
+              + "".join(f"{cpus[0] / c:>15.2f}x" for c in cpus[1:]))
+    report = {"what": "microseconds per image of ViewPlan.apply (after decode), one thread; ratio = first rev / rev",
+              "images": args.images, "repeats": args.repeats, "rounds": args.rounds,
+              "machine": {"cpu_count": os.cpu_count(), "load_avg": os.getloadavg()},
+              "revisions": {rev: {"commit": git_commit(rev), "results": results[rev]} for rev in revs}}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    print(f"\nsaved {out}")
+
+
+if __name__ == "__main__":
+    main()
