@@ -68,6 +68,7 @@ import hashlib
 import json
 import math
 import os
+import shutil
 import random
 import sys
 import time
@@ -678,7 +679,12 @@ def make_shifted_sets(src: Path, shifts: list[str], args: argparse.Namespace) ->
                 blurred.save(target.with_suffix(".png"))
             else:
                 img.save(target.with_suffix(".jpg"), quality=10)
-        tmp.rename(dst)
+        try:
+            tmp.rename(dst)
+        except OSError:  # another run built the same copy meanwhile: keep theirs
+            if not dst.is_dir():
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
