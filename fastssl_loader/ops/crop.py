@@ -8,9 +8,10 @@ clamped to uint8 levels (torch's native uint8 path does this too; it matters for
 parity: max 2 levels, mean < 0.3 (tests/test_ops_crop.py). Unlike torchvision we never cut the source to an
 integer box first: the box is mapped into the (possibly DCT-downscaled) decoded image in float and the filter
 runs over that exact float region, so a 1/2-scale decode still gives nearly the same pixels as a full one.
-Cost per view: one scalar horizontal pass over only the source rows the vertical pass needs (or, bilinear
-only, over the output rows after a vertical pass when that is cheaper), one vertical pass vectorised over
-whole rows, with the per-row/per-column weights computed once per sample.
+Cost per view: one horizontal pass over only the source rows the vertical pass needs (or, bilinear only, over
+the output rows after a vertical pass when that is cheaper), run as a vertical pass between two pixel
+transposes, and one vertical pass vectorised over whole rows, with the per-row/per-column weights computed
+once per sample.
 
 ``antialias=False`` keeps the filter support unwidened: bilinear then equals torch's plain bilinear
 (``align_corners=False``); bicubic uses torch's a=-0.75 but renormalises the weights at the borders where torch
@@ -120,27 +121,44 @@ def _rows_pass(src: np.ndarray, offset: int, row_stride: int, first: np.ndarray,
 
 
 @nb.njit(nogil=True, cache=True)
+def _transpose_pixels(src: np.ndarray, offset: int, row_stride: int, rows: int, cols: int, dst: np.ndarray) -> None:
+    """``dst[x, 3 * r + c] = pixel(r, x)[c]`` for ``r < rows``, ``x < cols``, where ``pixel(r, x)`` is at
+    ``src[offset + r * row_stride + 3 * x]``; in 16 x 16 pixel blocks so both sides stay in cache."""
+    block = 16
+    for r0 in range(0, rows, block):
+        r1 = min(r0 + block, rows)
+        for x0 in range(0, cols, block):
+            x1 = min(x0 + block, cols)
+            for r in range(r0, r1):
+                p = np.uint64(offset + r * row_stride + 3 * x0)  # unsigned: no negative-index fix-up
+                q = np.uint64(3 * r)
+                for x in range(x0, x1):
+                    drow = dst[x]
+                    drow[q] = src[p]
+                    drow[q + np.uint64(1)] = src[p + np.uint64(1)]
+                    drow[q + np.uint64(2)] = src[p + np.uint64(2)]
+                    p += np.uint64(3)
+
+
+@nb.njit(nogil=True, cache=True)
 def _columns_pass(src: np.ndarray, offset: int, row_stride: int, first: np.ndarray, count: np.ndarray,
                   weights: np.ndarray, dst: np.ndarray) -> None:
     """Filter along columns: ``dst[r, 3 * i + c] = sum_t weights[i, t] * pixel(r, first[i] + t)[c]`` where
-    ``pixel(r, x)`` is at ``src[offset + r * row_stride + 3 * x]``."""
-    for r in range(dst.shape[0]):
-        base = offset + r * row_stride
-        drow = dst[r]
-        for i in range(first.shape[0]):
-            a0 = np.float32(0.0)
-            a1 = np.float32(0.0)
-            a2 = np.float32(0.0)
-            p = np.uint64(base + first[i] * 3)  # unsigned: no negative-index fix-up on each load
-            for t in range(count[i]):
-                w = weights[i, t]
-                a0 += w * np.float32(src[p])
-                a1 += w * np.float32(src[p + np.uint64(1)])
-                a2 += w * np.float32(src[p + np.uint64(2)])
-                p += np.uint64(3)
-            drow[3 * i] = _to_level(a0)
-            drow[3 * i + 1] = _to_level(a1)
-            drow[3 * i + 2] = _to_level(a2)
+    ``pixel(r, x)`` is at ``src[offset + r * row_stride + 3 * x]``.
+
+    A per-pixel tap loop does not vectorise, so the source columns are transposed into rows, filtered by
+    :func:`_rows_pass` (whole rows at a time) and transposed back: same sums in the same order, so the same
+    pixels, ~1.4x faster than the scalar loop."""
+    rows = dst.shape[0]
+    start, end = _span(first, count)
+    if end <= start:
+        dst[:, :] = 0
+        return
+    columns = np.empty((end - start, rows * 3), np.uint8)
+    _transpose_pixels(src, offset + start * 3, row_stride, rows, end - start, columns)
+    filtered = np.empty((first.shape[0], rows * 3), np.uint8)
+    _rows_pass(columns.reshape(-1), -start * rows * 3, rows * 3, first, count, weights, rows * 3, filtered)
+    _transpose_pixels(filtered.reshape(-1), 0, rows * 3, first.shape[0], rows, dst)
 
 
 @nb.njit(nogil=True, cache=True)
@@ -152,7 +170,7 @@ def resize_region(src: np.ndarray, offset: int, src_h: int, src_w: int, y0: floa
     Taps are clamped to rows ``[y_lo, y_hi)`` and columns ``[x_lo, x_hi)`` (the crop box for a crop, the whole
     image for a resize); output pixels whose centre falls outside them are zero. The horizontal pass runs first
     (torch's order) over only the source rows the vertical pass reads. For bilinear, whose weights are positive
-    so no intermediate clamping happens, the vertical pass runs first when that shrinks the scalar horizontal
+    so no intermediate clamping happens, the vertical pass runs first when that shrinks the horizontal
     pass (more source rows than output rows); only the intermediate rounding differs (at most 1 level).
     """
     out_h, out_w = out.shape[0], out.shape[1]
