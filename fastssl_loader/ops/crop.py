@@ -9,8 +9,8 @@ parity: max 2 levels, mean < 0.3 (tests/test_ops_crop.py). Unlike torchvision we
 integer box first: the box is mapped into the (possibly DCT-downscaled) decoded image in float and the filter
 runs over that exact float region, so a 1/2-scale decode still gives nearly the same pixels as a full one.
 Cost per view: one horizontal pass over only the source rows the vertical pass needs (or, bilinear only, over
-the output rows after a vertical pass when that is cheaper), run as a vertical pass between two pixel
-transposes, and one vertical pass vectorised over whole rows, with the per-row/per-column weights computed
+the output rows after a vertical pass when that is cheaper), run as a vertical pass between two byte
+transposes of the channel planes, and one vertical pass vectorised over whole rows, with the per-row/per-column weights computed
 once per sample.
 
 ``antialias=False`` keeps the filter support unwidened: bilinear then equals torch's plain bilinear
@@ -120,24 +120,46 @@ def _rows_pass(src: np.ndarray, offset: int, row_stride: int, first: np.ndarray,
             drow[k] = _to_level(acc[k])
 
 
+_LOW32 = np.uint64(0x00000000FFFFFFFF)
+_LOW16 = np.uint64(0x0000FFFF0000FFFF)
+_LOW8 = np.uint64(0x00FF00FF00FF00FF)
+
+
+@nb.njit(nogil=True, cache=True, inline="always")
+def _swap_bytes(a: np.uint64, b: np.uint64, shift: np.uint64, mask: np.uint64) -> tuple[np.uint64, np.uint64]:
+    """Exchange the high ``shift``-bit halves of ``a``'s fields with the low halves of ``b``'s (under ``mask``)."""
+    t = ((a >> shift) ^ b) & mask
+    return a ^ (t << shift), b ^ t
+
+
 @nb.njit(nogil=True, cache=True)
-def _transpose_pixels(src: np.ndarray, offset: int, row_stride: int, rows: int, cols: int, dst: np.ndarray) -> None:
-    """``dst[x, 3 * r + c] = pixel(r, x)[c]`` for ``r < rows``, ``x < cols``, where ``pixel(r, x)`` is at
-    ``src[offset + r * row_stride + 3 * x]``; in 16 x 16 pixel blocks so both sides stay in cache."""
-    block = 16
-    for r0 in range(0, rows, block):
-        r1 = min(r0 + block, rows)
-        for x0 in range(0, cols, block):
-            x1 = min(x0 + block, cols)
-            for r in range(r0, r1):
-                p = np.uint64(offset + r * row_stride + 3 * x0)  # unsigned: no negative-index fix-up
-                q = np.uint64(3 * r)
-                for x in range(x0, x1):
-                    drow = dst[x]
-                    drow[q] = src[p]
-                    drow[q + np.uint64(1)] = src[p + np.uint64(1)]
-                    drow[q + np.uint64(2)] = src[p + np.uint64(2)]
-                    p += np.uint64(3)
+def _transpose_bytes(src: np.ndarray, dst: np.ndarray) -> None:
+    """Transpose a byte matrix held as uint64 words: ``src`` (R, C // 8) words of an R x C byte matrix into
+    ``dst`` (C, R // 8) words of its C x R transpose (R, C multiples of 8; little-endian byte order).
+
+    Each 8 x 8 byte block is 8 words transposed in registers by three rounds of masked swaps (4 x 4, 2 x 2, then
+    1 x 1 sub-blocks), several times cheaper than moving the bytes one by one."""
+    s32, s16, s8 = np.uint64(32), np.uint64(16), np.uint64(8)
+    for r0 in range(0, src.shape[0], 8):
+        rw = r0 // 8
+        for cw in range(src.shape[1]):
+            a0, a1, a2, a3 = src[r0, cw], src[r0 + 1, cw], src[r0 + 2, cw], src[r0 + 3, cw]
+            a4, a5, a6, a7 = src[r0 + 4, cw], src[r0 + 5, cw], src[r0 + 6, cw], src[r0 + 7, cw]
+            a0, a4 = _swap_bytes(a0, a4, s32, _LOW32)
+            a1, a5 = _swap_bytes(a1, a5, s32, _LOW32)
+            a2, a6 = _swap_bytes(a2, a6, s32, _LOW32)
+            a3, a7 = _swap_bytes(a3, a7, s32, _LOW32)
+            a0, a2 = _swap_bytes(a0, a2, s16, _LOW16)
+            a1, a3 = _swap_bytes(a1, a3, s16, _LOW16)
+            a4, a6 = _swap_bytes(a4, a6, s16, _LOW16)
+            a5, a7 = _swap_bytes(a5, a7, s16, _LOW16)
+            a0, a1 = _swap_bytes(a0, a1, s8, _LOW8)
+            a2, a3 = _swap_bytes(a2, a3, s8, _LOW8)
+            a4, a5 = _swap_bytes(a4, a5, s8, _LOW8)
+            a6, a7 = _swap_bytes(a6, a7, s8, _LOW8)
+            c0 = 8 * cw
+            dst[c0, rw], dst[c0 + 1, rw], dst[c0 + 2, rw], dst[c0 + 3, rw] = a0, a1, a2, a3
+            dst[c0 + 4, rw], dst[c0 + 5, rw], dst[c0 + 6, rw], dst[c0 + 7, rw] = a4, a5, a6, a7
 
 
 @nb.njit(nogil=True, cache=True)
@@ -146,19 +168,43 @@ def _columns_pass(src: np.ndarray, offset: int, row_stride: int, first: np.ndarr
     """Filter along columns: ``dst[r, 3 * i + c] = sum_t weights[i, t] * pixel(r, first[i] + t)[c]`` where
     ``pixel(r, x)`` is at ``src[offset + r * row_stride + 3 * x]``.
 
-    A per-pixel tap loop does not vectorise, so the source columns are transposed into rows, filtered by
-    :func:`_rows_pass` (whole rows at a time) and transposed back: same sums in the same order, so the same
-    pixels, ~1.4x faster than the scalar loop."""
-    rows = dst.shape[0]
+    A per-pixel tap loop does not vectorise, so the pixels are split into three channel planes, each plane is
+    transposed (:func:`_transpose_bytes`), filtered by :func:`_rows_pass` (whole rows at a time) and transposed
+    back, then the planes are interleaved again: same sums in the same order, so the same pixels, ~2x faster
+    than the per-pixel loop. Sizes are padded to multiples of 8; the padding holds garbage nobody reads."""
+    rows, n = dst.shape[0], first.shape[0]
     start, end = _span(first, count)
     if end <= start:
         dst[:, :] = 0
         return
-    columns = np.empty((end - start, rows * 3), np.uint8)
-    _transpose_pixels(src, offset + start * 3, row_stride, rows, end - start, columns)
-    filtered = np.empty((first.shape[0], rows * 3), np.uint8)
-    _rows_pass(columns.reshape(-1), -start * rows * 3, rows * 3, first, count, weights, rows * 3, filtered)
-    _transpose_pixels(filtered.reshape(-1), 0, rows * 3, first.shape[0], rows, dst)
+    span = end - start
+    rows8, span8, n8 = (rows + 7) // 8 * 8, (span + 7) // 8 * 8, (n + 7) // 8 * 8
+    planes = np.empty((3, rows8, span8 // 8), np.uint64)  # planes[c] = channel c, rows8 x span8 bytes
+    plane_bytes = planes.view(np.uint8)
+    for r in range(rows):
+        base = offset + r * row_stride + start * 3
+        line = src[base:base + span * 3]
+        red, green, blue = plane_bytes[0, r], plane_bytes[1, r], plane_bytes[2, r]
+        for x in range(span):
+            p = np.uint64(3 * x)  # unsigned: no negative-index fix-up, so the stride-3 loads vectorise
+            red[x], green[x], blue[x] = line[p], line[p + np.uint64(1)], line[p + np.uint64(2)]
+    columns = np.empty((span8, 3, rows8 // 8), np.uint64)  # row x = the three planes' column x, side by side
+    for c in range(3):
+        _transpose_bytes(planes[c], columns[:, c, :])
+    filtered = np.empty((n8, 3, rows8 // 8), np.uint64)
+    width = 3 * rows8
+    _rows_pass(columns.view(np.uint8).reshape(-1), -start * width, width, first, count, weights, width,
+               filtered.view(np.uint8).reshape(n8, width)[:n])
+    planes = np.empty((3, rows8, n8 // 8), np.uint64)
+    for c in range(3):
+        _transpose_bytes(filtered[:, c, :], planes[c])
+    plane_bytes = planes.view(np.uint8)
+    for r in range(rows):
+        out = dst[r]
+        red, green, blue = plane_bytes[0, r], plane_bytes[1, r], plane_bytes[2, r]
+        for i in range(n):
+            q = np.uint64(3 * i)
+            out[q], out[q + np.uint64(1)], out[q + np.uint64(2)] = red[i], green[i], blue[i]
 
 
 @nb.njit(nogil=True, cache=True)
