@@ -10,8 +10,8 @@ integer box first: the box is mapped into the (possibly DCT-downscaled) decoded 
 runs over that exact float region, so a 1/2-scale decode still gives nearly the same pixels as a full one.
 Cost per view: one horizontal pass over only the source rows the vertical pass needs (or, bilinear only, over
 the output rows after a vertical pass when that is cheaper), run as a vertical pass between two byte
-transposes of the channel planes, and one vertical pass vectorised over whole rows, with the per-row/per-column weights computed
-once per sample.
+transposes of the channel planes, and one vertical pass vectorised over whole rows, with the per-row and
+per-column weights computed once per sample.
 
 ``antialias=False`` keeps the filter support unwidened: bilinear then equals torch's plain bilinear
 (``align_corners=False``); bicubic uses torch's a=-0.75 but renormalises the weights at the borders where torch
