@@ -357,7 +357,34 @@ def _check_interpolation(op: str, interpolation: str) -> None:
         raise ValueError(f"{op}: interpolation must be one of {INTERPOLATIONS}, got {interpolation!r}")
 
 
-class RandomResizedCrop(GeometryOp):
+class _BoxResample(GeometryOp):
+    """Shared kernel of the geometry ops: resample the box in columns (top, left, height, width).
+
+    ``clamp_to_box``: filter taps stay inside the box (a crop, as torchvision crops then resizes), or may read
+    the whole image (a resize of the whole image followed by a crop).
+    """
+
+    param_names = ("top", "left", "height", "width")
+    clamp_to_box: bool = True
+    interpolation: str
+    antialias: bool
+
+    def crop_box_columns(self) -> tuple[int, int, int, int]:
+        return 0, 1, 2, 3
+
+    def make_kernel(self) -> Callable:
+        cubic = self.interpolation == "bicubic"
+        antialias = self.antialias
+        clamp = self.clamp_to_box
+
+        @nb.njit(nogil=True)
+        def apply(src, offset, src_h, src_w, stored_h, stored_w, params, out):
+            apply_box(src, offset, src_h, src_w, stored_h, stored_w, params, out, clamp, cubic, antialias)
+
+        return apply
+
+
+class RandomResizedCrop(_BoxResample):
     """torchvision ``RandomResizedCrop``: random area fraction and log-uniform aspect ratio, then resize.
 
     ``size`` is an int, (h, w) or a :class:`ProgressiveResolution`. Parameters (top, left, height, width) are
@@ -365,8 +392,6 @@ class RandomResizedCrop(GeometryOp):
     fallback) from the (seed, epoch, sample, view) stream; resampling follows ``resized_crop`` with
     ``antialias=True`` (see the module docstring).
     """
-
-    param_names = ("top", "left", "height", "width")
 
     def __init__(self, size: SizeArg, scale: tuple[float, float] = (0.08, 1.0),
                  ratio: tuple[float, float] = (3 / 4, 4 / 3), interpolation: str = "bilinear",
@@ -394,9 +419,6 @@ class RandomResizedCrop(GeometryOp):
             return self.size.max, self.size.max
         return self.size
 
-    def crop_box_columns(self) -> tuple[int, int, int, int]:
-        return 0, 1, 2, 3
-
     def make_sampler(self) -> Callable:
         s_lo, s_hi = self.scale
         r_lo, r_hi = self.ratio
@@ -406,16 +428,6 @@ class RandomResizedCrop(GeometryOp):
             sample_rrc(state, height, width, s_lo, s_hi, r_lo, r_hi, params)
 
         return sample
-
-    def make_kernel(self) -> Callable:
-        cubic = self.interpolation == "bicubic"
-        antialias = self.antialias
-
-        @nb.njit(nogil=True)
-        def apply(src, offset, src_h, src_w, stored_h, stored_w, params, out):
-            apply_box(src, offset, src_h, src_w, stored_h, stored_w, params, out, True, cubic, antialias)
-
-        return apply
 
 
 @nb.njit(nogil=True, cache=True)
@@ -452,7 +464,7 @@ def resized_center_box(height: int, width: int, resize_h: int, resize_w: int, sh
     params[3] = cw * sx
 
 
-class Resize(GeometryOp):
+class Resize(_BoxResample):
     """Evaluation geometry: torchvision ``Resize(size)`` optionally followed by ``CenterCrop(crop)``, in one op.
 
     A view allows one geometry op, so resize and centre crop are fused: ``Resize(256, crop=224)`` equals
@@ -462,7 +474,7 @@ class Resize(GeometryOp):
     Only the pixels kept by the crop are computed (filter over the whole image, evaluated at the crop).
     """
 
-    param_names = ("top", "left", "height", "width")
+    clamp_to_box = False  # resize the whole image, then crop: taps may read outside the box
 
     def __init__(self, size: int | tuple[int, int] | None, crop: int | tuple[int, int] | None = None,
                  interpolation: str = "bilinear", antialias: bool = True) -> None:
@@ -492,9 +504,6 @@ class Resize(GeometryOp):
     def max_output_size(self) -> tuple[int, int]:
         return self.output_size(0)
 
-    def crop_box_columns(self) -> tuple[int, int, int, int]:
-        return 0, 1, 2, 3
-
     def make_sampler(self) -> Callable:
         shorter = self._shorter
         rh, rw = self._resize
@@ -505,16 +514,6 @@ class Resize(GeometryOp):
             resized_center_box(height, width, rh, rw, shorter, ch, cw, params)
 
         return sample
-
-    def make_kernel(self) -> Callable:
-        cubic = self.interpolation == "bicubic"
-        antialias = self.antialias
-
-        @nb.njit(nogil=True)
-        def apply(src, offset, src_h, src_w, stored_h, stored_w, params, out):
-            apply_box(src, offset, src_h, src_w, stored_h, stored_w, params, out, False, cubic, antialias)
-
-        return apply
 
 
 class CenterCrop(Resize):
