@@ -12,7 +12,6 @@ Output files go to a temporary folder and are deleted. Prints a table and writes
 from __future__ import annotations
 
 import argparse
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from benches.report import machine_description
+from benches.report import machine_description, save_json
 from converters.imagefolder import list_flat_samples, list_samples
 from fastssl_loader import DatasetReader, write_dataset
 
@@ -86,11 +85,8 @@ def main() -> None:
                 rows.append(measure(name, samples[: args.limit], mode, args.workers, Path(folder)))
                 print(format_rows(rows[-1:]).splitlines()[-1], flush=True)
     print(format_rows(rows))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"results": rows, "machine": machine_description(),
-                                    "note": "shared machine: other jobs ran concurrently, figures are noisy; "
-                                            "random access reads a just-written file (warm page cache)"},
-                                   indent=2))
+    save_json(args.out, {"results": rows, "machine": machine_description(),
+                         "note": "random access reads a just-written file (warm page cache)"})
     print(f"saved {args.out}")
 
 

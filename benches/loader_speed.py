@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
-import os
 import statistics
 from pathlib import Path
 from typing import Any
 
 import fastssl_loader as fsl
-from benches.report import count_images, machine_description, measure_epochs
+from benches.report import count_images, machine_description, measure_epochs, save_json
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 PRESETS = ("simclr", "byol", "vicreg", "barlow", "dino", "sslight")
@@ -90,10 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     doc = {"data": str(args.data), "file": str(path), "convert_s": convert_s, "preset": args.preset,
            "size": args.size, "batch_size": args.batch_size, "workers": args.workers, "epochs": args.epochs,
            "runs": runs, "machine": machine_description()}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(doc, indent=2))
-    os.replace(tmp, args.out)
+    save_json(args.out, doc)
     print(f"wrote {args.out}")
 
 

@@ -14,7 +14,6 @@ Run: ``python -m benches.op_costs [--repeats N] [--out bench_results/op_costs.js
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
@@ -26,6 +25,7 @@ import numpy as np
 import torch
 import torchvision.transforms.v2.functional as TF
 
+from benches.report import save_json
 from fastssl_loader.ops.blur import blur_image
 from fastssl_loader.ops.color import grayscale_kernel, jitter_kernel, solarize_image
 
@@ -159,10 +159,7 @@ def main() -> None:
               "repeats": args.repeats, "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
                                                    "load_avg": os.getloadavg()},
               "results": results}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
-    print(f"\nsaved {out}")
+    print(f"\nsaved {save_json(args.out, report)}")
 
 
 if __name__ == "__main__":

@@ -189,15 +189,19 @@ def format_table(figures: list[Figure], references: dict[str, float] | None = No
     return "\n".join(lines)
 
 
-def write_json(path: str | os.PathLike, figures: list[Figure], **sections: Any) -> Path:
-    """Write every figure plus extra sections (machine, decode limit, headline ratios...) as JSON."""
+def save_json(path: str | os.PathLike, doc: Any) -> Path:
+    """Write ``doc`` as indented JSON at ``path`` atomically (folders created); every bench script saves this way."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    doc = {"figures": [f.to_json() for f in figures], **sections}
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(doc, indent=2, default=str))
     os.replace(tmp, path)
     return path
+
+
+def write_json(path: str | os.PathLike, figures: list[Figure], **sections: Any) -> Path:
+    """Write every figure plus extra sections (machine, decode limit, headline ratios...) as JSON."""
+    return save_json(path, {"figures": [f.to_json() for f in figures], **sections})
 
 
 def plot_ladder(path: str | os.PathLike, figures: list[Figure], title: str) -> Path | None:

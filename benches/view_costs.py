@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from benches.report import save_json
+
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_DIR = REPO.parent / "shared" / "data" / "imagenet-sample"
 WORKTREE = "WORKTREE"
@@ -167,10 +169,7 @@ def main() -> None:
               "images": args.images, "repeats": args.repeats, "rounds": args.rounds,
               "machine": {"cpu_count": os.cpu_count(), "load_avg": os.getloadavg()},
               "revisions": {rev: {"commit": git_commit(rev), "results": results[rev]} for rev in revs}}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
-    print(f"\nsaved {out}")
+    print(f"\nsaved {save_json(args.out, report)}")
 
 
 if __name__ == "__main__":
