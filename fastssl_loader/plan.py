@@ -5,7 +5,7 @@ that calls each op's sampler (or kernel) in list order on its slice of the param
 with the op functions as its globals. Each driver is one Numba function per distinct view (views with equal
 ops share it; the view index is a runtime argument), compiled lazily on first use with ``nogil=True`` and
 ``cache=True``: the driver source is written to a module file named by a hash of the ops' arguments and of the
-code of their modules (``$FASTSSL_LOADER_CACHE``, default ``~/.cache/fastssl_loader/plans``), so only the
+code of their modules (``$FASTSSL_LOADER_CACHE/plans``, default ``~/.cache/fastssl_loader/plans``), so only the
 first process on a machine pays the compilation (seconds per view); later ones load it. The output size is a
 runtime argument (the shape of the output array), so a :class:`~fastssl_loader.progressive.ProgressiveResolution`
 schedule never recompiles.
