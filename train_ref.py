@@ -17,17 +17,18 @@ Quick start (CPU, CIFAR-10 subset, a few minutes)::
 
 Measurement commands (issue 4). CPU, 2 cores: one torch thread for the model and one loader worker, so the
 two loaders get the same share of the machine; CIFAR-10, small convnet width 16, 20000 training images (also
-the kNN bank), 15 epochs, evaluation every 5 epochs on 2000 test images plus grayscale / blurred / JPEG-q10
-copies of them. A smoke run measured ~330-430 training images/s for SimCLR on a busy 2-core machine, i.e.
-about 12-15 minutes per run (BYOL ~1.3-1.5x: its target network runs a third forward pass; the torchvision
-run takes as long as its data pipeline needs)::
+the kNN bank), 12 epochs, evaluation every 4 epochs on 2000 test images plus grayscale / blurred / JPEG-q10
+copies of them. Measured: SimCLR about 19 minutes sharing the machine with a second run (about 200 training
+images/s); BYOL is slower (its target network runs a third forward pass); the torchvision run takes as long
+as its data pipeline needs (about 31 minutes side by side)::
 
     COMMON="--data ../shared/data/cifar10 --arch small --width 16 --projector 1024-256 --predictor 1024-256 \
-        --size 32 --epochs 15 --batch-size 256 --limit-train 20000 --limit-eval 2000 --make-shifted-evals \
-        --optimizer sgd --lr 0.06 --lr-ref-batch 128 --weight-decay 5e-4 --warmup-epochs 1 --eval-every 5 \
+        --size 32 --epochs 12 --batch-size 256 --limit-train 20000 --limit-eval 2000 --make-shifted-evals \
+        --optimizer sgd --lr 0.06 --lr-ref-batch 128 --weight-decay 5e-4 --warmup-epochs 1 --eval-every 4 \
         --threads 1 --workers 1"
-    # (a) one run per method with our loader
-    for m in simclr byol vicreg barlow; do python train_ref.py $COMMON --method $m --out runs/cpu-$m; done
+    # (a) one run per method with our loader (VICReg diverges at lr 0.06: it and Barlow Twins use 0.02)
+    for m in simclr byol; do python train_ref.py $COMMON --method $m --out runs/cpu-$m; done
+    for m in vicreg barlow; do python train_ref.py $COMMON --lr 0.02 --method $m --out runs/cpu-$m; done
     # (b) the same SimCLR run through torchvision's DataLoader with the same augmentations
     python train_ref.py $COMMON --method simclr --loader torchvision --out runs/cpu-simclr-tv
     # (c) the same backbone at random initialisation: --epochs 0 only evaluates
