@@ -17,6 +17,7 @@ _EXPORTS = {
     "DatasetReader": "fastssl_loader.reader",
     "DatasetFormatError": "fastssl_loader.errors",
     "CorruptSampleError": "fastssl_loader.errors",
+    "SourceImageError": "fastssl_loader.errors",
     "Loader": "fastssl_loader.loader",
     "ProgressiveResolution": "fastssl_loader.progressive",
 }

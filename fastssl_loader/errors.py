@@ -14,3 +14,12 @@ class CorruptSampleError(ValueError):
         super().__init__(f"sample {index}{where} is corrupt: {reason}")
         self.index = index
         self.reason = reason
+
+
+class SourceImageError(ValueError):
+    """A source image cannot be read or converted (at conversion time); the message names the file or sample."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"{name}: {reason}")
+        self.name = name
+        self.reason = reason

@@ -30,19 +30,11 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from . import jpeg
+from .errors import SourceImageError
 
 _EXIF_ORIENTATION = 0x0112
 _SIXTEEN_BIT_MODES = {"I;16", "I;16L", "I;16B", "I;16N", "I"}
 _JPEG_SOI = b"\xff\xd8\xff"
-
-
-class SourceImageError(ValueError):
-    """A source image cannot be read or converted; the message names it (file path or sample)."""
-
-    def __init__(self, name: str, reason: str) -> None:
-        super().__init__(f"{name}: {reason}")
-        self.name = name
-        self.reason = reason
 
 
 def read_encoded(image: Any, *, name: str = "image") -> bytes | None:
