@@ -9,7 +9,7 @@ setup(
     description="High-throughput, decode-once multi-view data loading for self-supervised learning",
     long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
-    python_requires=">=3.9",
+    python_requires=">=3.10",
     packages=find_packages(include=["fastssl_loader", "fastssl_loader.*", "converters", "benches"]),
     py_modules=["train_ref"],
     install_requires=[
