@@ -8,7 +8,8 @@ from torchvision.transforms.v2 import functional as F
 
 from fastssl_loader import rng
 from fastssl_loader.ops import Normalize, RandomHorizontalFlip
-from fastssl_loader.ops.flip import flip_kernel, sample_coin
+from fastssl_loader.ops.base import sample_coin
+from fastssl_loader.ops.flip import flip_kernel
 
 
 def _coin_rate(p: float, n: int = 20000) -> float:

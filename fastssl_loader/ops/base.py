@@ -16,7 +16,13 @@ with no global mutable state: the loader calls them from several threads at once
 """
 from __future__ import annotations
 
+import numbers
 from typing import Callable
+
+import numba as nb
+import numpy as np
+
+from .. import rng
 
 
 class Op:
@@ -73,3 +79,26 @@ class PixelOp(Op):
     records whether it fired in one of its columns (for example ``"gray"`` = 1.0 or 0.0) and its kernel
     does nothing when it did not.
     """
+
+
+def check_probability(p: float, op: str) -> float:
+    """``p`` as a float, or a ValueError naming the op when it is not a probability."""
+    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= p <= 1.0:
+        raise ValueError(f"{op}: p must be a probability in [0, 1], got {p!r}")
+    return float(p)
+
+
+@nb.njit(nogil=True, cache=True)
+def sample_coin(state: np.ndarray, p: float, params: np.ndarray) -> None:
+    """``params[0] = 1.0`` with probability ``p`` (torchvision fires when ``torch.rand(1) < p``), else 0.0."""
+    params[0] = 1.0 if rng.rand(state) < p else 0.0
+
+
+def coin_sampler(p: float) -> Callable:
+    """njit ``sample(state, params)`` writing 1.0 to ``params[0]`` with probability ``p`` (fires when rand < p)."""
+
+    @nb.njit(nogil=True, cache=True)
+    def sample(state, params):
+        sample_coin(state, p, params)
+
+    return sample

@@ -21,8 +21,7 @@ import numba as nb
 import numpy as np
 
 from .. import rng
-from .base import PixelOp
-from .color import check_probability
+from .base import PixelOp, check_probability
 
 _ROUNDER = np.float32(1.5 * 2**23)
 _MAX = np.float32(255.0)

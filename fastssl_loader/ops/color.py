@@ -20,8 +20,7 @@ import numba as nb
 import numpy as np
 
 from .. import rng
-from .base import PixelOp
-from .flip import sample_coin
+from .base import PixelOp, check_probability, coin_sampler
 
 _F32 = np.float32
 _GRAY_R = _F32(0.2989)
@@ -214,23 +213,6 @@ def solarize_image(img: np.ndarray, threshold: float) -> None:
     for i in range(data.shape[0]):
         x = np.int32(data[i])
         data[i] = 255 - x if x >= t else x
-
-
-def check_probability(p: float, op: str) -> float:
-    """``p`` as a float, or a ValueError naming the op when it is not a probability."""
-    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= p <= 1.0:
-        raise ValueError(f"{op}: p must be a probability in [0, 1], got {p!r}")
-    return float(p)
-
-
-def coin_sampler(p: float) -> Callable:
-    """njit ``sample(state, params)`` writing 1.0 to ``params[0]`` with probability ``p`` (fires when rand < p)."""
-
-    @nb.njit(nogil=True, cache=True)
-    def sample(state, params):
-        sample_coin(state, p, params)
-
-    return sample
 
 
 def _jitter_range(value: float | Sequence[float] | None, name: str, center: float, bound: tuple[float, float],

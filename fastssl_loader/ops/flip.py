@@ -6,14 +6,7 @@ from typing import Callable
 import numba as nb
 import numpy as np
 
-from .. import rng
-from .base import PixelOp
-
-
-@nb.njit(nogil=True, cache=True)
-def sample_coin(state: np.ndarray, p: float, params: np.ndarray) -> None:
-    """``params[0] = 1.0`` with probability ``p`` (torchvision fires when ``torch.rand(1) < p``), else 0.0."""
-    params[0] = 1.0 if rng.rand(state) < p else 0.0
+from .base import PixelOp, check_probability, coin_sampler
 
 
 @nb.njit(nogil=True, cache=True)
@@ -45,18 +38,10 @@ class RandomHorizontalFlip(PixelOp):
     param_names = ("flip",)
 
     def __init__(self, p: float = 0.5) -> None:
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
-            raise ValueError(f"RandomHorizontalFlip: p must be a probability in [0, 1], got {p!r}")
-        self.p = float(p)
+        self.p = check_probability(p, "RandomHorizontalFlip")
 
     def make_sampler(self) -> Callable:
-        p = self.p
-
-        @nb.njit(nogil=True)
-        def sample(state, params):
-            sample_coin(state, p, params)
-
-        return sample
+        return coin_sampler(self.p)
 
     def make_kernel(self) -> Callable:
         return flip_kernel
