@@ -249,26 +249,23 @@ class Bench:
                                     workers=workers or self.a.workers, epochs=self.a.epochs, group=group,
                                     config={**config, "storage": storage}, progress=self.progress))
 
+    def run_rung(self, rung: int, size: int, group: str) -> None:
+        """One ladder rung at one size, for torchvision and for our loader in every selected storage."""
+        views, cfg = ladder.byol_rung(rung, size), {"rung": rung, "size": size}
+        if "torchvision" in self.a.loaders:
+            self.torchvision(views, group, cfg)
+        if "fastssl" in self.a.loaders:
+            for storage in self.storages():
+                self.fastssl(views, group, cfg, storage)
+
     def run_ladder(self) -> None:
-        size = self.a.sizes[0]
         for rung in self.a.rungs:
-            views = ladder.byol_rung(rung, size)
-            cfg = {"rung": rung, "size": size}
-            if "torchvision" in self.a.loaders:
-                self.torchvision(views, "ladder", cfg)
-            if "fastssl" in self.a.loaders:
-                for storage in self.storages():
-                    self.fastssl(views, "ladder", cfg, storage)
+            self.run_rung(rung, self.a.sizes[0], "ladder")
 
     def run_resolution(self) -> None:
         for size in self.a.sizes[1:]:
             for rung in sorted({1, 5} & set(self.a.rungs)):
-                views, cfg = ladder.byol_rung(rung, size), {"rung": rung, "size": size}
-                if "torchvision" in self.a.loaders:
-                    self.torchvision(views, "resolution", cfg)
-                if "fastssl" in self.a.loaders:
-                    for storage in self.storages():
-                        self.fastssl(views, "resolution", cfg, storage)
+                self.run_rung(rung, size, "resolution")
 
     def run_scaling(self) -> None:
         """1 .. N-1 workers at rungs 1 and 5 (the N-worker point is the ladder's figure, copied)."""
