@@ -29,8 +29,6 @@ from pathlib import Path
 
 import numpy as np
 
-from benches.report import save_json
-
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE_DIR = REPO.parent / "shared" / "data" / "imagenet-sample"
 WORKTREE = "WORKTREE"
@@ -169,6 +167,7 @@ def main() -> None:
               "images": args.images, "repeats": args.repeats, "rounds": args.rounds,
               "machine": {"cpu_count": os.cpu_count(), "load_avg": os.getloadavg()},
               "revisions": {rev: {"commit": git_commit(rev), "results": results[rev]} for rev in revs}}
+    from benches.report import save_json  # here, not at the top: worker processes of old revisions lack benches/
     print(f"\nsaved {save_json(args.out, report)}")
 
 
