@@ -1,0 +1,105 @@
+"""FastSSLDataModule under a real Lightning Trainer on CPU: DDP sharding from the trainer, epochs that follow
+the trainer's (also with reloaded dataloaders and a resumed fit), and the same batches as the plain Loader."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch.distributed as dist
+
+if not any(importlib.util.find_spec(name) for name in ("lightning", "pytorch_lightning")):
+    pytest.skip("needs the [lightning] extra (lightning or pytorch_lightning)", allow_module_level=True)
+
+from fastssl_loader import Loader, write_dataset  # noqa: E402
+from fastssl_loader.lightning import FastSSLDataModule  # noqa: E402
+from tests import lightning_worker as worker  # noqa: E402
+from tests.conftest import natural_image  # noqa: E402
+
+N, WORLD = 40, 2
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """40 small JPEG samples whose label is their index, so validation batches name their samples."""
+    path = tmp_path_factory.mktemp("lightning") / "data.fssl"
+    samples = [(natural_image(20 + i % 7, 18 + (3 * i) % 11, seed=i), i) for i in range(N)]
+    write_dataset(path, samples, mode="jpeg", num_workers=0, progress=False)
+    return path
+
+
+def plain_batches(data: Path, epoch: int, rank: int = 0, world_size: int = 1) -> list[tuple[list[int], str]]:
+    """(indices, pixel digest) of every batch of the plain Loader with the worker's settings."""
+    loader = Loader(data, worker.BATCH, worker.VIEWS, distributed=True, rank=rank, world_size=world_size,
+                    return_indices=True, **worker.LOADER_OPTIONS)
+    loader.set_epoch(epoch)
+    return [(indices.tolist(), worker.digest(views)) for views, _, indices in loader]
+
+
+def seen(record: dict, epoch: int) -> list[tuple[list[int], str]]:
+    return [(b["indices"], b["digest"]) for b in record["train"] if b["epoch"] == epoch]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (dist.is_available() and dist.is_gloo_available()), reason="needs torch.distributed gloo")
+def test_ddp_two_ranks_share_epochs_like_the_plain_loader(data, tmp_path):
+    env = dict(os.environ, PYTHONPATH=f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", OMP_NUM_THREADS="1")
+    cmd = [sys.executable, str(REPO / "tests" / "lightning_worker.py"), str(data), str(tmp_path)]
+    done = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    records = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(WORLD)]
+    assert [(r["rank"], r["world_size"]) for r in records] == [(0, WORLD), (1, WORLD)]
+    for epoch in range(worker.EPOCHS):
+        # every sample exactly once per epoch across the two ranks (40 = 2 ranks x 5 batches x 4)
+        indices = [i for r in records for batch, _ in seen(r, epoch) for i in batch]
+        assert sorted(indices) == list(range(N)), epoch
+        for r, record in enumerate(records):
+            steps = [b for b in record["train"] if b["epoch"] == epoch]
+            assert all(b["loader_epoch"] == epoch for b in steps)  # trainer epoch e is loader epoch e
+            assert all(b["targets"] == b["indices"] for b in steps)  # solo-learn shape: [indexes, views, targets]
+            assert seen(record, epoch) == plain_batches(data, epoch, r, WORLD), (r, epoch)
+        # validation after each epoch: (images, labels) of the eval view, every sample once across ranks
+        val = [b for r in records for b in r["val"] if b["epoch"] == epoch and not b["sanity"]]
+        assert sorted(i for b in val for i in b["indices"]) == list(range(N)), epoch
+        assert all(b["shape"][1:] == [3, 16, 16] for b in val)
+    for record in records:
+        # epochs 0 and 1 ran on one loader, epoch 2 on a reloaded one (reload_dataloaders_every_n_epochs=2)
+        loaders = [{b["loader_number"] for b in record["train"] if b["epoch"] == e} for e in range(worker.EPOCHS)]
+        assert loaders == [{0}, {0}, {1}]
+        for a, b in ((0, 1), (1, 2), (0, 2)):  # every epoch is new: other order, other augmentations
+            assert seen(record, a) != seen(record, b)
+            assert {d for _, d in seen(record, a)}.isdisjoint(d for _, d in seen(record, b))
+
+
+def test_resumed_fit_continues_with_the_next_loader_epoch(data, tmp_path):
+    """A fit resumed from an epoch-1 checkpoint gets a fresh DataModule: Lightning's set_epoch(1) must reach it."""
+    first = worker.Recorder()
+    fit = worker.trainer(1, devices=1, num_sanity_val_steps=0)
+    fit.fit(first, datamodule=worker.datamodule(data))
+    fit.save_checkpoint(tmp_path / "epoch1.ckpt")
+    resumed = worker.Recorder()
+    worker.trainer(2, devices=1, num_sanity_val_steps=0).fit(resumed, datamodule=worker.datamodule(data),
+                                                            ckpt_path=tmp_path / "epoch1.ckpt")
+    assert {b["epoch"] for b in resumed.train_batches} == {1}
+    assert all(b["loader_epoch"] == 1 for b in resumed.train_batches)
+    assert seen(first.record(), 0) == plain_batches(data, 0)
+    assert seen(resumed.record(), 1) == plain_batches(data, 1)
+
+
+def test_without_a_trainer_the_datamodule_serves_the_whole_dataset(data):
+    dm = FastSSLDataModule(data, worker.VIEWS, worker.BATCH, batch_format="lightly", train_options={"num_workers": 1})
+    train = dm.train_dataloader()
+    assert (train.rank, train.world_size, len(train)) == (0, 1, N // worker.BATCH)
+    names = [name for _, _, filenames in train for name in filenames]
+    assert sorted(names, key=int) == [str(i) for i in range(N)]
+    assert dm.val_dataloader() == []
+
+
+def test_val_path_needs_val_views(data):
+    with pytest.raises(ValueError, match="val_views"):
+        FastSSLDataModule(data, worker.VIEWS, worker.BATCH, val_path=data)
