@@ -24,8 +24,11 @@ setup(
         "tqdm>=4.60",
     ],
     extras_require={
-        "dev": ["pytest>=7", "scipy>=1.9", "matplotlib>=3.5"],
+        # dev includes the integrations so that the test suite runs them against the real libraries
+        "dev": ["pytest>=7", "scipy>=1.9", "matplotlib>=3.5", "lightning>=2.0", "lightly>=1.5"],
         "bench": ["matplotlib>=3.5"],
         "tensorboard": ["tensorboard>=2.10"],
+        "lightning": ["lightning>=2.0"],  # fastssl_loader.lightning (pytorch-lightning>=2.0 works too)
+        "lightly": ["lightly>=1.5"],  # examples/lightly_simclr.py; batch_format(..., "lightly") needs nothing
     },
 )
