@@ -91,6 +91,23 @@ def test_resumed_fit_continues_with_the_next_loader_epoch(data, tmp_path):
     assert seen(resumed.record(), 1) == plain_batches(data, 1)
 
 
+@pytest.mark.skipif(importlib.util.find_spec("pytorch_lightning") is None, reason="needs pytorch_lightning")
+def test_pytorch_lightning_package_without_lightning(data, tmp_path):
+    """Where only the older package name is installed, the DataModule is built on it and works the same."""
+    script = ("import json, sys; sys.modules['lightning'] = None\n"  # as if lightning were not installed
+              "from tests import lightning_worker as w\n"
+              "assert w.pl.__name__ == 'pytorch_lightning', w.pl\n"
+              "m = w.Recorder()\n"
+              "w.trainer(2, devices=1, num_sanity_val_steps=0).fit(m, datamodule=w.datamodule(sys.argv[1]))\n"
+              "print(json.dumps(m.record()))\n")
+    env = dict(os.environ, PYTHONPATH=f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}", OMP_NUM_THREADS="1")
+    done = subprocess.run([sys.executable, "-c", script, str(data)], env=env, cwd=REPO, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    record = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen(record, 0) == plain_batches(data, 0) and seen(record, 1) == plain_batches(data, 1)
+
+
 def test_without_a_trainer_the_datamodule_serves_the_whole_dataset(data):
     dm = FastSSLDataModule(data, worker.VIEWS, worker.BATCH, batch_format="lightly", train_options={"num_workers": 1})
     train = dm.train_dataloader()
