@@ -108,6 +108,14 @@ def test_pytorch_lightning_package_without_lightning(data, tmp_path):
     assert seen(record, 0) == plain_batches(data, 0) and seen(record, 1) == plain_batches(data, 1)
 
 
+def test_fit_without_validation_data(data):
+    model = worker.Recorder()
+    dm = FastSSLDataModule(data, worker.VIEWS, worker.BATCH, batch_format="solo_learn",
+                           train_options=worker.LOADER_OPTIONS)
+    worker.trainer(1, devices=1).fit(model, datamodule=dm)
+    assert len(model.train_batches) == N // worker.BATCH and model.val_batches == []
+
+
 def test_without_a_trainer_the_datamodule_serves_the_whole_dataset(data):
     dm = FastSSLDataModule(data, worker.VIEWS, worker.BATCH, batch_format="lightly", train_options={"num_workers": 1})
     train = dm.train_dataloader()
