@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterator
 
 import torch
 
-Batch = tuple
+Batch = tuple  # what a Loader yields: (views, labels[, indices][, params])
 
 
 def _solo_learn(batch: Batch) -> list:
