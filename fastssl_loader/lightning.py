@@ -35,7 +35,11 @@ from typing import Any, Mapping
 try:
     import lightning.pytorch as pl
 except ImportError:  # the older package name
-    import pytorch_lightning as pl
+    try:
+        import pytorch_lightning as pl
+    except ImportError as exc:
+        raise ImportError("fastssl_loader.lightning needs PyTorch Lightning: pip install 'fastssl_loader[lightning]' "
+                          "(or pytorch-lightning)") from exc
 
 from .batch_formats import NEEDS_INDICES, MappedLoader, batch_format
 from .loader import Loader

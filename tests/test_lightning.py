@@ -128,3 +128,12 @@ def test_without_a_trainer_the_datamodule_serves_the_whole_dataset(data):
 def test_val_path_needs_val_views(data):
     with pytest.raises(ValueError, match="val_views"):
         FastSSLDataModule(data, worker.VIEWS, worker.BATCH, val_path=data)
+
+
+def test_missing_lightning_is_a_clear_error():
+    script = ("import sys; sys.modules['lightning'] = sys.modules['pytorch_lightning'] = None\n"
+              "import fastssl_loader, fastssl_loader.batch_formats\n"  # the core needs no extra
+              "import fastssl_loader.lightning\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=120,
+                          env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert done.returncode != 0 and "pip install 'fastssl_loader[lightning]'" in done.stderr, done.stderr[-2000:]
