@@ -89,7 +89,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for key, value in preset.items():
         if getattr(a, key, None) is None:
             setattr(a, key, value)
-    from fastssl_loader.loader import usable_cores
+    from fastssl_loader.cpu import usable_cores
 
     a.workers = a.workers or usable_cores()
     for name in ("images", "epochs", "workers", "batch_size", "decode_passes"):
@@ -233,7 +233,7 @@ class Bench:
             self.blur[variant], self.blur_timings[variant] = choose_blur(self.data.files, spec, variant)
             _log(f"torchvision {variant}: blur ms/image {self.blur_timings[variant]} -> {self.blur[variant]}")
 
-    def torchvision(self, views: list[ladder.ViewSpec], group: str, config: dict[str, Any],
+    def torchvision(self, views: list[ladder.View], group: str, config: dict[str, Any],
                     workers: int | None = None, variants: list[str] | None = None) -> None:
         from benches.torchvision_baseline import run_torchvision
 
@@ -243,7 +243,7 @@ class Bench:
                                      workers=workers or self.a.workers, epochs=self.a.epochs, group=group,
                                      config=config, progress=self.progress))
 
-    def fastssl(self, views: list[ladder.ViewSpec], group: str, config: dict[str, Any], storage: str,
+    def fastssl(self, views: list[ladder.View], group: str, config: dict[str, Any], storage: str,
                 workers: int | None = None) -> None:
         self.add(ladder.run_fastssl(self.storages()[storage], views, batch_size=self.a.batch_size,
                                     workers=workers or self.a.workers, epochs=self.a.epochs, group=group,
@@ -342,19 +342,18 @@ def headline(figures: list[Figure], limits: dict[str, Any] | None, workers: int)
 
 def ffcv_ratios(figures: list[Figure]) -> dict[str, float]:
     """Ours / FFCV on the same stored files, one view and two views (FFCV decodes once per view)."""
-    by = {(f.loader, f.config.get("views")): f.images_per_s for f in figures if f.group == "ffcv"}
+    rates = {(f.loader.startswith("ffcv"), f.config.get("n_views")): f.images_per_s
+             for f in figures if f.group == "ffcv"}
     out = {}
     for n in (1, 2):
-        ffcv = next((v for (loader, _), v in by.items() if loader == f"ffcv-{n}view"), None)
-        ours = next((v for (loader, views), v in by.items() if loader == "fastssl" and views.startswith(f"{n}x")),
-                    None)
+        ffcv, ours = rates.get((True, n)), rates.get((False, n))
         if ffcv and ours:
             out[f"{n}view_fastssl_over_ffcv"] = ours / ffcv
     return out
 
 
 def target_checks(rows: list[dict[str, Any]], ratios: dict[str, float]) -> list[dict[str, Any]]:
-    """Issue 5's product targets against this run's figures (goals, not test assertions)."""
+    """The product's speed goals against this run's figures (goals to report, not test assertions)."""
     checks = []
 
     def check(name: str, value: float | None, goal: float) -> None:
@@ -389,8 +388,38 @@ def format_headline(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    a = parse_args(argv)
+@dataclass
+class Results:
+    """Everything one run measured, as data: the saved JSON and the printed report are both made from it."""
+
+    machine: dict[str, Any]
+    settings: dict[str, Any]
+    dataset: dict[str, Any]
+    figures: list[Figure]
+    decode_limit: dict[str, Any] | None
+    torchvision_blur: dict[str, Any]
+    ffcv_status: str
+    ffcv_ratios: dict[str, float]
+    headline: list[dict[str, Any]]
+    targets: list[dict[str, Any]]
+    op_costs: dict[str, Any] | None
+    total_seconds: float
+
+    @property
+    def title(self) -> str:
+        return (f"{self.dataset['name']}: {self.dataset['images']} images, batch {self.settings['batch_size']}, "
+                f"{self.settings['workers']} workers, {self.machine['cpu_model']}")
+
+    def sections(self) -> dict[str, Any]:
+        """The JSON sections besides the figures."""
+        return {"machine": self.machine, "settings": self.settings, "dataset": self.dataset,
+                "decode_limit": self.decode_limit, "torchvision_blur": self.torchvision_blur,
+                "ffcv": {"status": self.ffcv_status, **self.ffcv_ratios}, "headline": self.headline,
+                "targets": self.targets, "op_costs": self.op_costs, "total_seconds": self.total_seconds}
+
+
+def run(a: argparse.Namespace) -> Results:
+    """Prepare the data and run every selected measurement."""
     start = time.perf_counter()
     machine = machine_description()
     _log(f"machine: {machine['cpu_model']}, {machine['usable_cores']} usable cores; workers {a.workers}")
@@ -423,40 +452,67 @@ def main(argv: list[str] | None = None) -> int:
         op_costs = op_costs_bench.measure(repeats=50)
     rows = headline(bench.figures, limits, a.workers)
     ratios = ffcv_ratios(bench.figures)
-    checks = target_checks(rows, ratios)
-    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()}
-    out_json = write_json(a.out / "bench.json", bench.figures, machine=machine, settings=settings,
-                          dataset={"name": data.name, "images": len(data.files), **data.info},
-                          decode_limit=limits, torchvision_blur={"chosen": bench.blur, "ms_per_image":
-                                                                 bench.blur_timings},
-                          ffcv={"status": ffcv_status, **ratios}, headline=rows, targets=checks,
-                          op_costs=op_costs,
-                          total_seconds=time.perf_counter() - start)
-    title = (f"{data.name}: {len(data.files)} images, batch {a.batch_size}, {a.workers} workers, "
-             f"{machine['cpu_model']}")
-    png = plot_ladder(a.out / "ladder.png", bench.figures, title)
-    print(f"\n== {title}")
-    if limits:
-        print("\nJPEG decode limit (stored files, images/s):")
-        for r in limits["rates"]:
-            print(f"  scale 1/{r['scale']}  {r['threads']} thread(s): {r['images_per_s']:,.0f} "
-                  f"(min {r['images_per_s_min']:,.0f}, max {r['images_per_s_max']:,.0f})")
-    print("\nAll figures (median images/s over measured epochs; warm-up excluded):")
-    print(format_table(bench.figures))
-    if rows:
-        print("\nHeadline (two views; speedup against the FASTEST torchvision variant per rung):")
-        print(format_headline(rows))
-    print(f"\nFFCV: {ffcv_status}" + "".join(f"; {k} {v:.2f}x" for k, v in ratios.items()))
-    if checks:
-        print("\nTargets (issue 5; product goals measured on this machine):")
-        for c in checks:
-            print(f"  {'met   ' if c['met'] else 'MISSED'} {c['target']}: {c['value']:.2f} (goal >= {c['goal']})")
-    if op_costs:
-        print("\nOp costs (benches.op_costs: microseconds per image, one core):")
-        for size, ops in op_costs.items():
-            print(f"  {size}: " + ", ".join(f"{name} {r['ours_us']:.0f} (torchvision {r['torchvision_us']:.0f})"
-                                          for name, r in ops.items()))
-    print(f"\nsaved {out_json}" + (f" and {png}" if png else "") + f" in {time.perf_counter() - start:.0f} s")
+    return Results(machine=machine, settings={k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()},
+                   dataset={"name": data.name, "images": len(data.files), **data.info}, figures=bench.figures,
+                   decode_limit=limits, torchvision_blur={"chosen": bench.blur, "ms_per_image": bench.blur_timings},
+                   ffcv_status=ffcv_status, ffcv_ratios=ratios, headline=rows, targets=target_checks(rows, ratios),
+                   op_costs=op_costs, total_seconds=time.perf_counter() - start)
+
+
+def save(results: Results, out: Path) -> list[Path]:
+    """``out/bench.json`` (every figure and section) and ``out/ladder.png`` when there is a ladder to plot."""
+    paths = [write_json(out / "bench.json", results.figures, **results.sections())]
+    png = plot_ladder(out / "ladder.png", results.figures, results.title)
+    return paths + ([png] if png else [])
+
+
+def format_decode_limit(limits: dict[str, Any]) -> str:
+    lines = ["JPEG decode limit (stored files, images/s):"]
+    for r in limits["rates"]:
+        lines.append(f"  scale 1/{r['scale']}  {r['threads']} thread(s): {r['images_per_s']:,.0f} "
+                     f"(min {r['images_per_s_min']:,.0f}, max {r['images_per_s_max']:,.0f})")
+    return "\n".join(lines)
+
+
+def format_targets(checks: list[dict[str, Any]]) -> str:
+    lines = ["Speed goals (measured on this machine):"]
+    lines += [f"  {'met   ' if c['met'] else 'MISSED'} {c['target']}: {c['value']:.2f} (goal >= {c['goal']})"
+              for c in checks]
+    return "\n".join(lines)
+
+
+def format_op_costs(op_costs: dict[str, Any]) -> str:
+    lines = ["Op costs (benches.op_costs: microseconds per image, one core):"]
+    lines += [f"  {size}: " + ", ".join(f"{name} {r['ours_us']:.0f} (torchvision {r['torchvision_us']:.0f})"
+                                       for name, r in ops.items()) for size, ops in op_costs.items()]
+    return "\n".join(lines)
+
+
+def report(results: Results) -> str:
+    """The printed report: one section per kind of result, each formatted from the records."""
+    sections = [f"== {results.title}"]
+    if results.decode_limit:
+        sections.append(format_decode_limit(results.decode_limit))
+    sections.append("All figures (median images/s over measured epochs; warm-up excluded):\n"
+                    + format_table(results.figures))
+    if results.headline:
+        sections.append("Headline (two views; speedup against the FASTEST torchvision variant per rung):\n"
+                        + format_headline(results.headline))
+    sections.append(f"FFCV: {results.ffcv_status}"
+                    + "".join(f"; {k} {v:.2f}x" for k, v in results.ffcv_ratios.items()))
+    if results.targets:
+        sections.append(format_targets(results.targets))
+    if results.op_costs:
+        sections.append(format_op_costs(results.op_costs))
+    return "\n\n".join(sections)
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parse_args(argv)
+    results = run(a)
+    paths = save(results, a.out)
+    print("\n" + report(results))
+    print(f"\nsaved {' and '.join(str(p) for p in paths)} in {results.total_seconds:.0f} s")
     return 0
 
 
