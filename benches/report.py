@@ -14,7 +14,7 @@ import platform
 import statistics
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -33,7 +33,6 @@ class Figure:
     warmup_s: float       # first epoch (includes compilation / worker start-up)
     compile_s: float | None = None
     peak_rss_mb: float | None = None
-    notes: list[str] = field(default_factory=list)
 
     @property
     def rates(self) -> list[float]:
