@@ -156,7 +156,7 @@ def dino(global_size: Size = 224, local_size: Size = 96, n_local: int = 6,
     """DINO multi-crop: 2 global views (224 px, scale (0.4, 1)) + ``n_local`` local views (96 px, (0.05, 0.4)).
 
     Defaults are DINO's ``global_crops_scale=(0.4, 1.)``, ``local_crops_scale=(0.05, 0.4)``,
-    ``local_crops_number=8`` in the paper's best runs (6 in lightly's default and here, as the issue asks).
+    ``local_crops_number=8`` in the paper's best runs (6 in lightly's default and here).
     """
     return _dino_views(global_size, local_size, 2, n_local, global_scale, local_scale, normalize, cifar)
 

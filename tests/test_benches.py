@@ -14,8 +14,8 @@ from benches import torchvision_baseline as tvb
 from fastssl_loader import ops, presets
 from fastssl_loader.reference import BLURS
 from tests.test_reference import our_steps, rounded, tv_steps
-from benches.__main__ import (PRESETS, Results, _export_fssl, fastest_torchvision, ffcv_ratios, headline, main,
-                              parse_args, report as bench_report, save, target_checks)
+from benches.__main__ import PRESETS, _export_fssl, main, parse_args, save
+from benches.results import Results, fastest_torchvision, ffcv_ratios, headline, report as bench_report, target_checks
 
 
 # ---------------------------------------------------------------- synthetic data
