@@ -17,13 +17,12 @@ from __future__ import annotations
 from typing import Any
 
 from fastssl_loader import ops, presets
+from fastssl_loader.presets import View
 
 RUNG_NAMES = {1: "crop+flip", 2: "+blur", 3: "+gray", 4: "+solarize", 5: "+jitter"}
 # the rung at which each op joins the views (Normalize always ends a view)
 OP_RUNG = {ops.RandomResizedCrop: 1, ops.RandomHorizontalFlip: 1, ops.Normalize: 1, ops.GaussianBlur: 2,
            ops.RandomGrayscale: 3, ops.RandomSolarize: 4, ops.ColorJitter: 5}
-
-View = list[ops.Op]
 
 
 def check_rung(rung: int) -> int:

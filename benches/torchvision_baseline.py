@@ -19,10 +19,10 @@ from typing import Any, Callable, Sequence
 import torch
 
 from fastssl_loader import ops
+from fastssl_loader.presets import View
 from fastssl_loader.reference import BLURS, MultiViewDataset, load_image, to_torchvision
 
 VARIANTS = ("v1-pil", "v2-tensor")
-View = list[ops.Op]
 
 
 def api_of(variant: str) -> str:

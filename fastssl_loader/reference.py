@@ -57,14 +57,19 @@ class PILGaussianBlur:
         return f"PILGaussianBlur(sigma={self.sigma})"
 
 
+def _check_api(api: str) -> str:
+    if api not in APIS:
+        raise ValueError(f"unknown torchvision api {api!r}: choose from {APIS}")
+    return api
+
+
 def _module(api: str) -> Any:
-    if api == "v1":
+    """``torchvision.transforms`` (v1) or ``torchvision.transforms.v2``."""
+    if _check_api(api) == "v1":
         from torchvision import transforms
         return transforms
-    if api == "v2":
-        from torchvision.transforms import v2
-        return v2
-    raise ValueError(f"unknown torchvision api {api!r}: choose from {APIS}")
+    from torchvision.transforms import v2
+    return v2
 
 
 def _range(r: tuple[float, float] | None) -> tuple[float, float] | int:
@@ -173,8 +178,7 @@ class MultiViewDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, items: Sequence[tuple[Any, int]], transforms: Sequence[Callable], api: str) -> None:
-        _module(api)
-        self.items, self.transforms, self.api = items, list(transforms), api
+        self.items, self.transforms, self.api = items, list(transforms), _check_api(api)
 
     def __len__(self) -> int:
         return len(self.items)

@@ -162,6 +162,8 @@ def test_mapping_rejects_what_torchvision_cannot_do():
         to_torchvision([ops.GaussianBlur("auto")], "v2")
     with pytest.raises(ValueError, match="api"):
         to_torchvision(SINGLE_OPS["flip"], "v3")
+    with pytest.raises(ValueError, match="api"):
+        MultiViewDataset([], [], "v3")
     with pytest.raises(ValueError, match="blur"):
         to_torchvision(SINGLE_OPS["blur"], "v2", blur="box")
     with pytest.raises(ValueError, match="uint8"):
