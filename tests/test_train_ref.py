@@ -157,6 +157,16 @@ def test_config_file_and_cli_override(data: Path, tmp_path: Path):
         tr.parse_args(["--config", str(cfg)])
 
 
+def test_yaml_config_without_pyyaml_says_what_to_install(tmp_path: Path, monkeypatch, capsys):
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text("epochs: 3\n")
+    monkeypatch.setitem(__import__("sys").modules, "yaml", None)  # import yaml now raises ImportError
+    with pytest.raises(SystemExit):
+        tr.parse_args(["--config", str(cfg)])
+    err = capsys.readouterr().err
+    assert "pip install pyyaml" in err and "fastssl_loader[train]" in err
+
+
 def test_bad_input_errors_name_the_problem(data: Path, tmp_path: Path):
     with pytest.raises(FileNotFoundError, match="missing"):
         run(tmp_path / "missing", tmp_path / "x")
