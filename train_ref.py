@@ -15,7 +15,7 @@ Quick start (CPU, CIFAR-10 subset, a few minutes)::
     python train_ref.py --data ../shared/data/cifar10 --method simclr --arch small --width 16 \
         --projector 1024-256 --size 32 --epochs 2 --limit-train 5000 --limit-eval 1000
 
-Measurement commands (issue 4). CPU, 2 cores: one torch thread for the model and one loader worker, so the
+Measurement commands. CPU, 2 cores: one torch thread for the model and one loader worker, so the
 two loaders get the same share of the machine; CIFAR-10, small convnet width 16, 20000 training images (also
 the kNN bank), 12 epochs, evaluation every 4 epochs on 2000 test images plus grayscale / blurred / JPEG-q10
 copies of them. Measured: SimCLR about 19 minutes sharing the machine with a second run (about 200 training
@@ -69,10 +69,10 @@ import hashlib
 import json
 import math
 import os
-import shutil
 import random
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -82,11 +82,12 @@ import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
-from fastssl_loader.ssl_eval import knn_predict, topk_correct
+from fastssl_loader import ssl_eval
+from fastssl_loader.cpu import usable_cores
+from fastssl_loader.eval_sets import SHIFTS, is_fssl, make_shifted_sets, num_classes_of, source_items
 
 METHODS = ("simclr", "vicreg", "barlow", "byol")
 ARCHS = ("small", "cifar_resnet18", "resnet18", "resnet50")
-SHIFTS = ("gray", "blur", "jpeg")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -187,7 +188,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             parser.error(f"--config {path}: no such file")
         text = path.read_text()
         if path.suffix in (".yaml", ".yml"):
-            import yaml
+            try:
+                import yaml
+            except ImportError:
+                parser.error(f"--config {path}: YAML needs PyYAML: pip install pyyaml (or the extra "
+                             "fastssl_loader[train]), or give a .json file")
             cfg = yaml.safe_load(text) or {}
         else:
             cfg = json.loads(text)
@@ -571,10 +576,6 @@ def lr_at(step: int, total_steps: int, warmup_steps: int, peak: float, min_ratio
 # Data: the same splits, subsets and augmentations through fastssl_loader or torchvision
 # ----------------------------------------------------------------------------------------------------------
 
-def is_fssl(path: str | Path) -> bool:
-    return Path(path).suffix == ".fssl"
-
-
 def check_source(path: str | Path, what: str) -> Path:
     """A split must be an existing ImageFolder directory or .fssl file."""
     path = Path(path)
@@ -591,53 +592,6 @@ def resolve_splits(args: argparse.Namespace) -> tuple[Path, list[Path]]:
     return check_source(train, "train split"), [check_source(e, "eval set") for e in evals]
 
 
-def subset_indices(n: int, limit: int | None) -> np.ndarray:
-    """A fixed (seed-independent) random subset of ``limit`` of ``n`` samples in ascending order; all if None."""
-    if limit is None or limit >= n:
-        return np.arange(n)
-    if limit < 1:
-        raise ValueError(f"subset limit must be >= 1 (got {limit})")
-    return np.sort(np.random.default_rng(12345).permutation(n)[:limit])
-
-
-def folder_samples(root: Path) -> tuple[list[tuple[str, int]], list[str]]:
-    """(path, label) pairs and class names exactly as torchvision's ImageFolder orders them."""
-    from torchvision.datasets import ImageFolder
-    folder = ImageFolder(str(root))
-    return folder.samples, folder.classes
-
-
-class ReaderImages:
-    """Indexable (HxWx3 uint8 image, label) view of a fixed subset of a .fssl file (for torchvision or re-writing)."""
-
-    def __init__(self, path: Path, limit: int | None = None) -> None:
-        from fastssl_loader import DatasetReader
-        self.reader = DatasetReader(str(path))
-        self.indices = subset_indices(len(self.reader), limit)
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getitem__(self, i: int) -> tuple[np.ndarray, int]:
-        j = int(self.indices[i])
-        return self.reader.image(j), int(self.reader.labels[j])
-
-
-def source_items(src: Path, limit: int | None) -> list | ReaderImages:
-    """The (image or path, label) samples of a split's subset."""
-    if is_fssl(src):
-        return ReaderImages(src, limit)
-    samples, _ = folder_samples(src)
-    return [samples[i] for i in subset_indices(len(samples), limit)]
-
-
-def num_classes_of(src: Path) -> int:
-    if is_fssl(src):
-        from fastssl_loader import DatasetReader
-        return int(DatasetReader(str(src)).labels.max()) + 1
-    return len(folder_samples(src)[1])
-
-
 def cached_fssl(src: Path, limit: int | None, args: argparse.Namespace) -> Path:
     """The .fssl file of a split's subset, converted on first use into the cache (only rank 0 writes)."""
     if is_fssl(src) and limit is None:
@@ -650,43 +604,6 @@ def cached_fssl(src: Path, limit: int | None, args: argparse.Namespace) -> Path:
         write_dataset(str(dst), source_items(src, limit), max_resolution=args.max_resolution,
                       progress=not args.no_progress)
     return dst
-
-
-def make_shifted_sets(src: Path, shifts: list[str], args: argparse.Namespace) -> list[Path]:
-    """Shifted copies of an eval ImageFolder (grayscale, Gaussian blur, JPEG quality 10), cached as ImageFolders.
-
-    The copies keep file names and classes, so the same --limit-eval subset is drawn from each.
-    """
-    from PIL import Image, ImageFilter
-    if is_fssl(src):
-        raise ValueError(f"--make-shifted-evals needs an ImageFolder eval set, got {src}")
-    samples, classes = folder_samples(src)
-    digest = hashlib.sha1(str(src.resolve()).encode()).hexdigest()[:10]
-    out = []
-    for shift in shifts:
-        dst = Path(args.cache_dir) / f"{src.name}-{shift}-{digest}"
-        out.append(dst)
-        if dst.exists() or int(os.environ.get("RANK", "0")) != 0:
-            continue
-        tmp = dst.with_name(dst.name + f".tmp{os.getpid()}")
-        for path, label in samples:
-            img = Image.open(path).convert("RGB")
-            target = tmp / classes[label] / Path(path).name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if shift == "gray":
-                img.convert("L").convert("RGB").save(target.with_suffix(".png"))
-            elif shift == "blur":  # radius 1 px at 32 px, the same fraction of the side on larger images
-                blurred = img.filter(ImageFilter.GaussianBlur(radius=max(1.0, min(img.size) / 32)))
-                blurred.save(target.with_suffix(".png"))
-            else:
-                img.save(target.with_suffix(".jpg"), quality=10)
-        try:
-            tmp.rename(dst)
-        except OSError:  # another run built the same copy meanwhile: keep theirs
-            if not dst.is_dir():
-                raise
-            shutil.rmtree(tmp, ignore_errors=True)
-    return out
 
 
 def make_views(args: argparse.Namespace) -> tuple[list[list], list]:
@@ -703,140 +620,18 @@ def make_views(args: argparse.Namespace) -> tuple[list[list], list]:
     else:
         views = getattr(presets, name)(args.size)
     if args.jitter_strength != 1.0:
-        views = [[scale_jitter(op, args.jitter_strength) for op in view] for view in views]
+        views = [presets.scale_jitter(view, args.jitter_strength) for view in views]
     return views, presets.eval_view(args.size)
-
-
-def scale_jitter(op: Any, strength: float) -> Any:
-    """A ColorJitter whose ranges are scaled by ``strength`` around the identity (other ops unchanged)."""
-    from fastssl_loader import ops
-    if not isinstance(op, ops.ColorJitter):
-        return op
-
-    def scaled(r: tuple[float, float] | None, center: float, lower: float) -> tuple[float, float] | None:
-        return None if r is None else (max(center + strength * (r[0] - center), lower),
-                                       center + strength * (r[1] - center))
-    return ops.ColorJitter(scaled(op.brightness, 1.0, 0.0), scaled(op.contrast, 1.0, 0.0),
-                           scaled(op.saturation, 1.0, 0.0), scaled(op.hue, 0.0, -0.5), p=op.p)
-
-
-def torchvision_transform(view: list) -> Callable:
-    """The torchvision.transforms.v2 pipeline (on uint8 tensors) equivalent to one fastssl view."""
-    from torchvision.transforms import v2
-    from fastssl_loader import ops
-    modes = {"bilinear": v2.InterpolationMode.BILINEAR, "bicubic": v2.InterpolationMode.BICUBIC}
-    steps: list = [v2.ToImage()]
-    normalized = False
-    out_size = (0, 0)  # the working image size, for GaussianBlur(kernel_size="auto")
-    for op in view:
-        if isinstance(op, ops.GeometryOp):
-            if not isinstance(op.max_output_size, tuple) or op.output_size(0) != op.max_output_size:
-                raise ValueError(f"--loader torchvision cannot follow a progressive size ({op!r})")
-            out_size = op.max_output_size
-        if isinstance(op, ops.RandomResizedCrop):
-            steps.append(v2.RandomResizedCrop(out_size, scale=op.scale, ratio=op.ratio,
-                                              interpolation=modes[op.interpolation], antialias=op.antialias))
-        elif isinstance(op, ops.Resize):  # also CenterCrop: a resize (shorter side or exact) then a centre crop
-            if op.size is not None:
-                steps.append(v2.Resize(op.size, interpolation=modes[op.interpolation], antialias=op.antialias))
-            if op.crop is not None:
-                steps.append(v2.CenterCrop(op.crop))
-        elif isinstance(op, ops.RandomHorizontalFlip):
-            steps.append(v2.RandomHorizontalFlip(op.p))
-        elif isinstance(op, ops.ColorJitter):
-            steps.append(v2.RandomApply([v2.ColorJitter(op.brightness, op.contrast, op.saturation, op.hue)], p=op.p))
-        elif isinstance(op, ops.RandomGrayscale):
-            steps.append(v2.RandomGrayscale(op.p))
-        elif isinstance(op, ops.GaussianBlur):
-            k = 2 * int(0.05 * min(out_size)) + 1 if op.kernel_size == "auto" else op.kernel_size
-            steps.append(v2.RandomApply([v2.GaussianBlur(k, op.sigma)], p=op.p))
-        elif isinstance(op, ops.RandomSolarize):
-            steps.append(v2.RandomSolarize(op.threshold, p=op.p))
-        elif isinstance(op, ops.Normalize):
-            steps += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(op.mean), list(op.std))]
-            normalized = True
-        else:
-            raise ValueError(f"--loader torchvision has no equivalent for op {op!r}")
-    if not normalized:
-        steps.append(v2.ToDtype(torch.float32, scale=True))
-    return v2.Compose(steps)
-
-
-class MultiView:
-    """Apply each view's transform to the same image: one sample -> list of view tensors."""
-
-    def __init__(self, transforms: list[Callable]) -> None:
-        self.transforms = transforms
-
-    def __call__(self, img: Any) -> list[torch.Tensor]:
-        return [t(img) for t in self.transforms]
-
-
-class TransformedItems(torch.utils.data.Dataset):
-    """(image or path, label) samples -> (views, label) through a MultiView."""
-
-    def __init__(self, items: list | ReaderImages, transform: MultiView) -> None:
-        self.items, self.transform = items, transform
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, i: int) -> tuple[list[torch.Tensor], int]:
-        from PIL import Image
-        img, label = self.items[i]
-        if isinstance(img, str):
-            with Image.open(img) as im:
-                img = im.convert("RGB")
-        return self.transform(img), label
-
-
-class TorchvisionData:
-    """torchvision DataLoader with the Loader's interface: ``set_epoch``, ``len``, yields (views, labels).
-
-    Shuffling is a DistributedSampler (a rank's shard; world 1 = plain shuffle) and worker seeds come from a
-    generator reseeded from (seed, epoch), so an epoch's batches do not depend on what ran before it.
-    """
-
-    def __init__(self, items: list | ReaderImages, views: list[list], batch_size: int, workers: int, seed: int,
-                 train: bool, rank: int = 0, world: int = 1) -> None:
-        from torch.utils.data import DataLoader, DistributedSampler
-        dataset = TransformedItems(items, MultiView([torchvision_transform(v) for v in views]))
-        self.sampler = DistributedSampler(dataset, num_replicas=world, rank=rank, shuffle=train, seed=seed,
-                                          drop_last=train) if train else None
-        self.generator = torch.Generator()
-        self.seed = seed
-        self.loader = DataLoader(dataset, batch_size=batch_size, sampler=self.sampler, num_workers=workers,
-                                 drop_last=train, generator=self.generator, persistent_workers=False)
-
-    def warmup(self) -> float:
-        """Nothing to compile (the Loader's warmup compiles its kernels); returns the seconds spent: 0."""
-        return 0.0
-
-    def set_epoch(self, epoch: int) -> None:
-        if self.sampler is not None:
-            self.sampler.set_epoch(epoch)
-        self.generator.manual_seed(self.seed * 1_000_003 + epoch)
-
-    def __len__(self) -> int:
-        return len(self.loader)
-
-    def __iter__(self) -> Iterable:
-        return iter(self.loader)
-
-
-def default_workers(args: argparse.Namespace) -> int:
-    if args.workers is not None:
-        return args.workers
-    return max(1, len(os.sched_getaffinity(0)) // max(world_size(), 1))
 
 
 def build_loader(args: argparse.Namespace, src: Path, limit: int | None, views: list[list], train: bool,
                  device: torch.device, rank: int = 0, world: int = 1) -> Any:
     """A training loader (shuffled, drop_last, sharded) or an evaluation loader (sequential, every sample)."""
     batch = args.batch_size if train else args.eval_batch_size
-    workers = default_workers(args)
+    workers = args.workers if args.workers is not None else max(1, usable_cores() // world_size())
     if args.loader == "torchvision":
-        return TorchvisionData(source_items(src, limit), views, batch, workers, args.seed, train, rank, world)
+        from fastssl_loader.reference import TorchvisionLoader
+        return TorchvisionLoader(source_items(src, limit), views, batch, workers, args.seed, train, rank, world)
     from fastssl_loader import Loader
     return Loader(str(cached_fssl(src, limit, args)), batch_size=batch, views=views, num_workers=workers,
                   order="random" if train else "sequential", seed=args.seed, drop_last=train,
@@ -850,8 +645,8 @@ def prepare_sources(args: argparse.Namespace, rank: int) -> tuple[Path, list[tup
     if args.make_shifted_evals:
         if not evals:
             raise ValueError("--make-shifted-evals needs an eval set (--eval or <data>/test)")
-        named += [(f"{evals[0].name}-{s}", p)
-                  for s, p in zip(args.make_shifted_evals, make_shifted_sets(evals[0], args.make_shifted_evals, args))]
+        shifted = make_shifted_sets(evals[0], args.make_shifted_evals, args.cache_dir, build=rank == 0)
+        named += [(f"{evals[0].name}-{s}", p) for s, p in zip(args.make_shifted_evals, shifted)]
     if len({n for n, _ in named}) != len(named):
         raise ValueError(f"eval sets need distinct names, got {[n for n, _ in named]}")
     if args.loader == "fastssl" and rank == 0:
@@ -864,43 +659,19 @@ def prepare_sources(args: argparse.Namespace, rank: int) -> tuple[Path, list[tup
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Evaluation: weighted kNN on the un-augmented train bank, online linear probe
+# Evaluation: weighted kNN on the un-augmented train bank, online linear probe (fastssl_loader.ssl_eval)
 # ----------------------------------------------------------------------------------------------------------
-
-@torch.no_grad()
-def extract(model: SSLModel, loader: Any, device: torch.device, amp: Any) -> tuple[torch.Tensor, ...]:
-    """Backbone features, probe logits and labels of every sample of an evaluation loader."""
-    feats, logits, labels = [], [], []
-    for views, y in loader:
-        x = to_device(views[0], device)
-        with amp():
-            f = model.backbone(x).float()
-            logits.append(model.probe(f).float())
-        feats.append(f)  # kept on the device: the kNN search runs there
-        labels.append(torch.as_tensor(y).clone())  # the fastssl batch memory is reused by the next batch
-    return torch.cat(feats), torch.cat(logits), torch.cat(labels)
-
 
 def evaluate(model: SSLModel, bank_loader: Any, eval_loaders: dict[str, Any], num_classes: int,
              args: argparse.Namespace, device: torch.device, amp: Any) -> dict[str, float]:
-    """kNN and probe top-1/top-5 (in %) per eval set, plus their means over the sets."""
+    """kNN and probe top-1/top-5 (in %) per eval set, plus their means over the sets, and the time it took."""
+    start = time.perf_counter()
     was_training = model.training
     model.eval()
-    bank, _, bank_labels = extract(model, bank_loader, device, amp)
-    results: dict[str, float] = {}
-    for name, loader in eval_loaders.items():
-        feats, logits, labels = extract(model, loader, device, amp)
-        knn = topk_correct(knn_predict(feats, bank, bank_labels, num_classes, args.knn_k, args.knn_t), labels)
-        probe = topk_correct(logits, labels)
-        for kind, hits in (("knn", knn), ("probe", probe)):
-            for k, count in hits.items():
-                results[f"{name}/{kind}_top{k}"] = 100.0 * count / len(labels)
-    for metric in ("knn_top1", "knn_top5", "probe_top1", "probe_top5"):
-        values = [v for k, v in results.items() if k.endswith("/" + metric)]
-        if values:
-            results[metric] = sum(values) / len(values)
+    results = ssl_eval.evaluate(model.backbone, model.probe, bank_loader, eval_loaders, num_classes, k=args.knn_k,
+                                temperature=args.knn_t, prepare=lambda x: to_device(x, device), amp=amp)
     model.train(was_training)
-    return results
+    return {**results, "eval_time_s": time.perf_counter() - start}
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -1116,8 +887,8 @@ def train_epoch(trainer: Trainer, loader: Any, epoch: int, log: RunLog, show_bar
             "images_per_s": seen * world / epoch_time, "data_wait_frac": wait / epoch_time}
 
 
-def train(args: argparse.Namespace) -> dict[str, Any]:
-    """Run the whole job; returns the final evaluation and the per-epoch records."""
+def setup_run(args: argparse.Namespace) -> tuple[torch.device, int, int, Path, RunLog]:
+    """Device, torch threads, process group, output folder with config.json, and the run log."""
     device = pick_device(args.device)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -1132,10 +903,27 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.json").write_text(json.dumps(vars(args), indent=2, default=str))
-    log = RunLog(out, rank == 0, args.tensorboard)
+    return device, rank, world, out, RunLog(out, rank == 0, args.tensorboard)
 
+
+@dataclass
+class RunData:
+    """The training loader and, on the evaluating rank, the kNN bank and evaluation loaders."""
+
+    train: Any
+    bank: Any | None
+    evals: dict[str, Any]
+    num_classes: int
+    compile_s: float  # the Loaders' one-off kernel compilation
+
+    @property
+    def evaluating(self) -> bool:
+        return self.bank is not None
+
+
+def build_data(args: argparse.Namespace, device: torch.device, rank: int, world: int) -> RunData:
+    """Sources, views and loaders; compiles the Loaders' kernels up front."""
     train_src, eval_srcs = prepare_sources(args, rank)
-    num_classes = num_classes_of(train_src)
     train_views, eval_view = make_views(args)
     if len(train_views) < 2:
         raise ValueError(f"--views {args.views or args.method}: SSL needs at least 2 views, got {len(train_views)}")
@@ -1144,37 +932,38 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         raise ValueError(f"no full training batch: --batch-size {args.batch_size} x {world} process(es) exceeds "
                          f"the training set ({train_src}, --limit-train {args.limit_train})")
     evaluating = rank == 0 and bool(eval_srcs)
-    bank_loader = build_loader(args, train_src, args.limit_train, [eval_view], False, device) if evaluating else None
-    eval_loaders = {name: build_loader(args, src, args.limit_eval, [eval_view], False, device)
-                    for name, src in eval_srcs} if evaluating else {}
-    compile_s = sum(data.warmup() for data in [loader, bank_loader, *eval_loaders.values()] if data is not None)
+    bank = build_loader(args, train_src, args.limit_train, [eval_view], False, device) if evaluating else None
+    evals = {name: build_loader(args, src, args.limit_eval, [eval_view], False, device)
+             for name, src in eval_srcs} if evaluating else {}
+    compile_s = sum(data.warmup() for data in [loader, bank, *evals.values()] if data is not None)
+    return RunData(loader, bank, evals, num_classes_of(train_src), compile_s)
 
-    trainer = Trainer(args, num_classes, 2, len(loader), device, world)  # views 0 and 1 are the global views
-    start_epoch, history = 0, []
-    resume = out / "checkpoint.pt" if args.resume == "auto" else (Path(args.resume) if args.resume else None)
-    if resume is not None and resume.exists():
-        ckpt = torch.load(resume, map_location=device, weights_only=False)
+
+def resume(trainer: Trainer, args: argparse.Namespace, out: Path, device: torch.device) -> tuple[int, list, str | None]:
+    """Load --resume's checkpoint into the trainer; returns (first epoch to run, history so far, its path)."""
+    path = out / "checkpoint.pt" if args.resume == "auto" else (Path(args.resume) if args.resume else None)
+    if path is not None and path.exists():
+        ckpt = torch.load(path, map_location=device, weights_only=False)
         trainer.load_state_dict(ckpt["trainer"])
-        start_epoch, history = ckpt["epoch"], ckpt["history"]
         set_rng_state(ckpt["rng"])
-    elif args.resume not in (None, "auto"):
+        return ckpt["epoch"], ckpt["history"], str(path)
+    if args.resume not in (None, "auto"):
         raise FileNotFoundError(f"--resume {args.resume}: no such checkpoint")
+    return 0, [], None
 
-    log.write({"type": "start", "start_epoch": start_epoch, "resumed_from": str(resume) if start_epoch else None,
-               "world_size": world, "device": str(device), "loader": args.loader}, trainer.step)
 
-    def run_eval() -> dict[str, float]:
-        eval_start = time.perf_counter()
-        results = evaluate(trainer.model, bank_loader, eval_loaders, num_classes, args, device, trainer.amp)
-        return {**results, "eval_time_s": time.perf_counter() - eval_start}
-
+def run_epochs(trainer: Trainer, data: RunData, args: argparse.Namespace, log: RunLog, out: Path, rank: int,
+               world: int, start_epoch: int, history: list[dict]) -> dict[str, float]:
+    """Train from ``start_epoch`` to the last epoch of this launch, evaluating and checkpointing on schedule;
+    appends the epoch records to ``history`` and returns the last evaluation ({} if none ran)."""
     final: dict[str, float] = {}
     last_epoch = args.epochs if args.stop_after is None else min(args.stop_after, args.epochs)
     for epoch in range(start_epoch, last_epoch):
         seed_epoch(args.seed, epoch)
-        record = train_epoch(trainer, loader, epoch, log, rank == 0 and not args.no_progress, world)
-        if evaluating and ((epoch + 1) % args.eval_every == 0 or epoch + 1 == args.epochs):
-            final = run_eval()
+        record = train_epoch(trainer, data.train, epoch, log, rank == 0 and not args.no_progress, world)
+        if data.evaluating and ((epoch + 1) % args.eval_every == 0 or epoch + 1 == args.epochs):
+            final = evaluate(trainer.model, data.bank, data.evals, data.num_classes, args, trainer.device,
+                             trainer.amp)
             record.update(final)
         history.append(record)
         log.write(record, trainer.step)
@@ -1183,14 +972,27 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         if rank == 0 and ((args.ckpt_every and (epoch + 1) % args.ckpt_every == 0) or epoch + 1 == last_epoch):
             save_checkpoint(out / "checkpoint.pt", {"trainer": trainer.state_dict(), "epoch": epoch + 1,
                                                     "history": history, "rng": rng_state(), "args": vars(args)})
-    if evaluating and not final and last_epoch == args.epochs:  # e.g. --epochs 0, or resumed after the end
-        final = run_eval()
+    return final
+
+
+def train(args: argparse.Namespace) -> dict[str, Any]:
+    """Run the whole job; returns the final evaluation and the per-epoch records."""
+    device, rank, world, out, log = setup_run(args)
+    data = build_data(args, device, rank, world)
+    trainer = Trainer(args, data.num_classes, 2, len(data.train), device, world)  # views 0, 1: the global views
+    start_epoch, history, resumed_from = resume(trainer, args, out, device)
+    log.write({"type": "start", "start_epoch": start_epoch, "resumed_from": resumed_from if start_epoch else None,
+               "world_size": world, "device": str(device), "loader": args.loader}, trainer.step)
+    final = run_epochs(trainer, data, args, log, out, rank, world, start_epoch, history)
+    last_epoch = args.epochs if args.stop_after is None else min(args.stop_after, args.epochs)
+    if data.evaluating and not final and last_epoch == args.epochs:  # e.g. --epochs 0, or resumed after the end
+        final = evaluate(trainer.model, data.bank, data.evals, data.num_classes, args, device, trainer.amp)
         record = {"type": "eval", "epoch": max(last_epoch, start_epoch), "step": trainer.step, **final}
         history.append(record)
         log.write(record, trainer.step)
     if rank == 0:
-        log.write({"type": "summary", "epochs": args.epochs, "steps": trainer.step, "loader_compile_s": compile_s,
-                   **final}, trainer.step)
+        log.write({"type": "summary", "epochs": args.epochs, "steps": trainer.step,
+                   "loader_compile_s": data.compile_s, **final}, trainer.step)
         print(summary_table([h for h in history if h["type"] == "epoch"], final), flush=True)
     log.close()
     return {"final": final, "history": history}

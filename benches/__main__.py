@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from benches import ladder
-from benches.report import Figure, format_table, machine_description, plot_ladder, write_json
+from benches.report import Figure, machine_description, plot_ladder, write_json
+from benches.results import Results, fastest_torchvision, ffcv_ratios, headline, report, target_checks
 
 LOADERS = ("fastssl", "torchvision", "ffcv")
 STORAGES = ("jpeg", "raw", "auto")
@@ -89,7 +90,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for key, value in preset.items():
         if getattr(a, key, None) is None:
             setattr(a, key, value)
-    from fastssl_loader.loader import usable_cores
+    from fastssl_loader.cpu import usable_cores
 
     a.workers = a.workers or usable_cores()
     for name in ("images", "epochs", "workers", "batch_size", "decode_passes"):
@@ -194,13 +195,6 @@ def prepare_data(a: argparse.Namespace) -> Dataset:
     return Dataset(name, [s[0] for s in samples], [s[1] for s in samples], converted, info)
 
 
-def fastest_torchvision(figures: list[Figure], group: str, match: dict[str, Any]) -> Figure | None:
-    """The fastest torchvision figure of ``group`` whose config matches ``match``."""
-    cands = [f for f in figures if f.group == group and f.loader.startswith("torchvision")
-             and all(f.config.get(k) == v for k, v in match.items())]
-    return max(cands, key=lambda f: f.images_per_s, default=None)
-
-
 class Bench:
     """Runs the selected measurements, collecting figures."""
 
@@ -233,7 +227,7 @@ class Bench:
             self.blur[variant], self.blur_timings[variant] = choose_blur(self.data.files, spec, variant)
             _log(f"torchvision {variant}: blur ms/image {self.blur_timings[variant]} -> {self.blur[variant]}")
 
-    def torchvision(self, views: list[ladder.ViewSpec], group: str, config: dict[str, Any],
+    def torchvision(self, views: list[ladder.View], group: str, config: dict[str, Any],
                     workers: int | None = None, variants: list[str] | None = None) -> None:
         from benches.torchvision_baseline import run_torchvision
 
@@ -243,7 +237,7 @@ class Bench:
                                      workers=workers or self.a.workers, epochs=self.a.epochs, group=group,
                                      config=config, progress=self.progress))
 
-    def fastssl(self, views: list[ladder.ViewSpec], group: str, config: dict[str, Any], storage: str,
+    def fastssl(self, views: list[ladder.View], group: str, config: dict[str, Any], storage: str,
                 workers: int | None = None) -> None:
         self.add(ladder.run_fastssl(self.storages()[storage], views, batch_size=self.a.batch_size,
                                     workers=workers or self.a.workers, epochs=self.a.epochs, group=group,
@@ -310,87 +304,8 @@ class Bench:
         return status
 
 
-def headline(figures: list[Figure], limits: dict[str, Any] | None, workers: int) -> list[dict[str, Any]]:
-    """Per rung and storage: ours / fastest torchvision, ours / all-core decode limit, and what the rung adds.
-
-    ``added_core_us_per_image``: core-microseconds per image (both views) this rung costs over the previous
-    measured rung of the same storage, ``workers * (1/rate - 1/previous_rate)``; negative values are noise.
-    """
-    from benches.decode_limit import limit_rate
-
-    limit = limit_rate(limits, workers, 1) if limits else None
-    ours = sorted((f for f in figures if f.group == "ladder" and f.loader == "fastssl"),
-                  key=lambda f: (f.config["storage"], f.config["rung"]))
-    rows, previous = [], {}
-    for f in ours:
-        best = fastest_torchvision(figures, "ladder", {"rung": f.config["rung"], "size": f.config["size"]})
-        before = previous.get(f.config["storage"])
-        previous[f.config["storage"]] = f
-        rows.append({
-            "rung": f.config["rung"], "name": ladder.RUNG_NAMES[f.config["rung"]], "storage": f.config["storage"],
-            "fastssl_images_per_s": f.images_per_s,
-            "fastest_torchvision": best.loader if best else None,
-            "torchvision_images_per_s": best.images_per_s if best else None,
-            "speedup_vs_fastest_torchvision": f.images_per_s / best.images_per_s if best else None,
-            "fraction_of_decode_limit": f.images_per_s / limit if limit and f.config["storage"] in ("jpeg", "file")
-            else None,
-            "added_core_us_per_image": (workers * 1e6 * (1 / f.images_per_s - 1 / before.images_per_s)
-                                        if before else None),
-        })
-    return rows
-
-
-def ffcv_ratios(figures: list[Figure]) -> dict[str, float]:
-    """Ours / FFCV on the same stored files, one view and two views (FFCV decodes once per view)."""
-    by = {(f.loader, f.config.get("views")): f.images_per_s for f in figures if f.group == "ffcv"}
-    out = {}
-    for n in (1, 2):
-        ffcv = next((v for (loader, _), v in by.items() if loader == f"ffcv-{n}view"), None)
-        ours = next((v for (loader, views), v in by.items() if loader == "fastssl" and views.startswith(f"{n}x")),
-                    None)
-        if ffcv and ours:
-            out[f"{n}view_fastssl_over_ffcv"] = ours / ffcv
-    return out
-
-
-def target_checks(rows: list[dict[str, Any]], ratios: dict[str, float]) -> list[dict[str, Any]]:
-    """Issue 5's product targets against this run's figures (goals, not test assertions)."""
-    checks = []
-
-    def check(name: str, value: float | None, goal: float) -> None:
-        if value is not None:
-            checks.append({"target": name, "value": value, "goal": goal, "met": value >= goal})
-
-    for r in rows:
-        rung, storage = r["rung"], r["storage"]
-        if storage in ("jpeg", "file"):
-            if rung == 1:
-                check("jpeg rung 1: two views / all-core decode limit", r["fraction_of_decode_limit"], 0.8)
-            check(f"jpeg rung {rung}: x fastest torchvision", r["speedup_vs_fastest_torchvision"],
-                  5.0 if rung == 5 else 3.0)
-        elif storage == "raw":
-            check(f"raw rung {rung}: x fastest torchvision", r["speedup_vs_fastest_torchvision"], 5.0)
-    check("two views: x FFCV two pipelines", ratios.get("2view_fastssl_over_ffcv"), 1.8)
-    check("one view: x FFCV one view", ratios.get("1view_fastssl_over_ffcv"), 1.0)
-    return checks
-
-
-def format_headline(rows: list[dict[str, Any]]) -> str:
-    lines = ["rung  augmentations  storage  fastssl img/s  fastest torchvision (img/s)   speedup  x decode limit"
-             "  +core-us/img"]
-    for r in rows:
-        tv = f"{r['fastest_torchvision']} ({r['torchvision_images_per_s']:,.0f})" if r["fastest_torchvision"] \
-            else "-"
-        sp = f"{r['speedup_vs_fastest_torchvision']:.2f}x" if r["speedup_vs_fastest_torchvision"] else "-"
-        fr = f"{r['fraction_of_decode_limit']:.2f}" if r["fraction_of_decode_limit"] else "-"
-        add = f"{r['added_core_us_per_image']:,.0f}" if r["added_core_us_per_image"] is not None else "-"
-        lines.append(f"{r['rung']:<5d} {r['name']:<14s} {r['storage']:<8s} {r['fastssl_images_per_s']:>13,.0f}  "
-                     f"{tv:<28s}  {sp:>7s}  {fr:>14s}  {add:>12s}")
-    return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    a = parse_args(argv)
+def run(a: argparse.Namespace) -> Results:
+    """Prepare the data and run every selected measurement."""
     start = time.perf_counter()
     machine = machine_description()
     _log(f"machine: {machine['cpu_model']}, {machine['usable_cores']} usable cores; workers {a.workers}")
@@ -423,40 +338,26 @@ def main(argv: list[str] | None = None) -> int:
         op_costs = op_costs_bench.measure(repeats=50)
     rows = headline(bench.figures, limits, a.workers)
     ratios = ffcv_ratios(bench.figures)
-    checks = target_checks(rows, ratios)
-    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()}
-    out_json = write_json(a.out / "bench.json", bench.figures, machine=machine, settings=settings,
-                          dataset={"name": data.name, "images": len(data.files), **data.info},
-                          decode_limit=limits, torchvision_blur={"chosen": bench.blur, "ms_per_image":
-                                                                 bench.blur_timings},
-                          ffcv={"status": ffcv_status, **ratios}, headline=rows, targets=checks,
-                          op_costs=op_costs,
-                          total_seconds=time.perf_counter() - start)
-    title = (f"{data.name}: {len(data.files)} images, batch {a.batch_size}, {a.workers} workers, "
-             f"{machine['cpu_model']}")
-    png = plot_ladder(a.out / "ladder.png", bench.figures, title)
-    print(f"\n== {title}")
-    if limits:
-        print("\nJPEG decode limit (stored files, images/s):")
-        for r in limits["rates"]:
-            print(f"  scale 1/{r['scale']}  {r['threads']} thread(s): {r['images_per_s']:,.0f} "
-                  f"(min {r['images_per_s_min']:,.0f}, max {r['images_per_s_max']:,.0f})")
-    print("\nAll figures (median images/s over measured epochs; warm-up excluded):")
-    print(format_table(bench.figures))
-    if rows:
-        print("\nHeadline (two views; speedup against the FASTEST torchvision variant per rung):")
-        print(format_headline(rows))
-    print(f"\nFFCV: {ffcv_status}" + "".join(f"; {k} {v:.2f}x" for k, v in ratios.items()))
-    if checks:
-        print("\nTargets (issue 5; product goals measured on this machine):")
-        for c in checks:
-            print(f"  {'met   ' if c['met'] else 'MISSED'} {c['target']}: {c['value']:.2f} (goal >= {c['goal']})")
-    if op_costs:
-        print("\nOp costs (benches.op_costs: microseconds per image, one core):")
-        for size, ops in op_costs.items():
-            print(f"  {size}: " + ", ".join(f"{name} {r['ours_us']:.0f} (torchvision {r['torchvision_us']:.0f})"
-                                          for name, r in ops.items()))
-    print(f"\nsaved {out_json}" + (f" and {png}" if png else "") + f" in {time.perf_counter() - start:.0f} s")
+    return Results(machine=machine, settings={k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()},
+                   dataset={"name": data.name, "images": len(data.files), **data.info}, figures=bench.figures,
+                   decode_limit=limits, torchvision_blur={"chosen": bench.blur, "ms_per_image": bench.blur_timings},
+                   ffcv_status=ffcv_status, ffcv_ratios=ratios, headline=rows, targets=target_checks(rows, ratios),
+                   op_costs=op_costs, total_seconds=time.perf_counter() - start)
+
+
+def save(results: Results, out: Path) -> list[Path]:
+    """``out/bench.json`` (every figure and section) and ``out/ladder.png`` when there is a ladder to plot."""
+    paths = [write_json(out / "bench.json", results.figures, **results.sections())]
+    png = plot_ladder(out / "ladder.png", results.figures, results.title)
+    return paths + ([png] if png else [])
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = parse_args(argv)
+    results = run(a)
+    paths = save(results, a.out)
+    print("\n" + report(results))
+    print(f"\nsaved {' and '.join(str(p) for p in paths)} in {results.total_seconds:.0f} s")
     return 0
 
 

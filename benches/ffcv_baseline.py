@@ -27,8 +27,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from benches.ladder import IMAGENET_MEAN, IMAGENET_STD
 from benches.report import Figure, count_images, measure_epochs
+
+# fastssl_loader.ops' values, repeated: this module also runs in FFCV's interpreter, which lacks our dependencies
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -96,7 +99,8 @@ def run_ffcv(beton: Path, views: int, size: int, batch_size: int, workers: int, 
     warmup, times, images, rss = measure_epochs(
         lambda: count_images(loader, total, f"ffcv {views} view(s)", progress), epochs)
     return Figure("ffcv", f"ffcv-{views}view", {"storage": "jpeg", "size": size, "workers": workers,
-                                                 "views": f"{views}x{size}"}, images, times, warmup, peak_rss_mb=rss)
+                                                 "n_views": views, "views": f"{views}x{size}"},
+                  images, times, warmup, peak_rss_mb=rss)
 
 
 def figures_from_json(items: list[dict[str, Any]]) -> list[Figure]:

@@ -14,7 +14,7 @@ import platform
 import statistics
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -33,7 +33,6 @@ class Figure:
     warmup_s: float       # first epoch (includes compilation / worker start-up)
     compile_s: float | None = None
     peak_rss_mb: float | None = None
-    notes: list[str] = field(default_factory=list)
 
     @property
     def rates(self) -> list[float]:
@@ -141,11 +140,10 @@ def machine_description() -> dict[str, Any]:
             versions[pkg] = md.version(pkg)
         except md.PackageNotFoundError:
             versions[pkg] = None
-    try:
-        affinity = len(os.sched_getaffinity(0))
-    except AttributeError:
-        affinity = os.cpu_count()
-    return {"cpu_model": cpu, "logical_cores": os.cpu_count(), "usable_cores": affinity, "git_commit": _git_commit(),
+    from fastssl_loader.cpu import usable_cores
+
+    return {"cpu_model": cpu, "logical_cores": os.cpu_count(), "usable_cores": usable_cores(),
+            "git_commit": _git_commit(),
             "physical_cores": psutil.cpu_count(logical=False),
             "memory_gb": round(psutil.virtual_memory().total / 2 ** 30, 1),
             "os": platform.platform(), "python": platform.python_version(), "versions": versions,

@@ -54,6 +54,7 @@ import numpy as np
 import torch
 
 from . import jpeg
+from .cpu import usable_cores
 from .device import DeviceStage
 from .errors import CorruptSampleError
 from .format import STORAGE_JPEG
@@ -66,14 +67,6 @@ _JOIN_TIMEOUT_S = 60.0
 _POLL_S = 0.2
 _PLANS: dict[tuple, ViewPlan] = {}
 _PLANS_LOCK = threading.Lock()
-
-
-def usable_cores() -> int:
-    """CPU cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def _check_int(name: str, value: Any, minimum: int) -> int:

@@ -14,9 +14,10 @@ Common arguments:
   ``eval_view`` then centre-crops without the 0.875 resize margin.
 * sizes may be an int or a :class:`~fastssl_loader.progressive.ProgressiveResolution` for training crops.
 
-Blur kernel size (GaussianBlur with a kernel): SimCLR's rule, ``kernel = 2 * ((size // 10) // 2) + 1``
-(10 % of the image side, made odd: 23 at 224 px, the value of BYOL's paper and solo-learn's DALI pipeline;
-9 at 96 px); ``"auto"`` (the same rule on the working image) under a ProgressiveResolution.
+Blur kernel size (GaussianBlur with a kernel): SimCLR's rule, about 10 % of the image side made odd,
+``2 * floor(0.05 * size) + 1`` (23 at 224 px, the value of BYOL's paper and solo-learn's DALI pipeline; 9 at
+96 px). It is the one rule of ``GaussianBlur(kernel_size="auto")`` (``ops.blur.auto_kernel_size``), which the
+views use under a ProgressiveResolution (the rule then follows the working image).
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from typing import Sequence, Union
 
 from .ops import (IMAGENET_MEAN, IMAGENET_STD, CenterCrop, ColorJitter, GaussianBlur, Normalize, Op,
                   RandomGrayscale, RandomHorizontalFlip, RandomResizedCrop, RandomSolarize, Resize)
+from .ops.blur import auto_kernel_size
 from .progressive import ProgressiveResolution
 
 Size = Union[int, ProgressiveResolution]
@@ -43,7 +45,7 @@ def blur_kernel_size(size: Size) -> int | str:
     """SimCLR's blur kernel for an output side ``size``: 10 % of it, odd (23 at 224); "auto" when scheduled."""
     if isinstance(size, ProgressiveResolution):
         return "auto"
-    return 2 * ((size // 10) // 2) + 1
+    return int(auto_kernel_size(size, size))
 
 
 def _is_cifar(size: Size, cifar: bool | None) -> bool:
@@ -154,7 +156,7 @@ def dino(global_size: Size = 224, local_size: Size = 96, n_local: int = 6,
     """DINO multi-crop: 2 global views (224 px, scale (0.4, 1)) + ``n_local`` local views (96 px, (0.05, 0.4)).
 
     Defaults are DINO's ``global_crops_scale=(0.4, 1.)``, ``local_crops_scale=(0.05, 0.4)``,
-    ``local_crops_number=8`` in the paper's best runs (6 in lightly's default and here, as the issue asks).
+    ``local_crops_number=8`` in the paper's best runs (6 in lightly's default and here).
     """
     return _dino_views(global_size, local_size, 2, n_local, global_scale, local_scale, normalize, cifar)
 
@@ -201,3 +203,15 @@ def eval_view(size: int = 224, normalize: NormalizeArg = True, cifar: bool | Non
     if _is_cifar(size, cifar):
         return [CenterCrop(size)] + _normalize(normalize)
     return [Resize(int(round(size / crop_fraction)), crop=size, interpolation=interpolation)] + _normalize(normalize)
+
+
+def scale_jitter(view: View, strength: float) -> View:
+    """``view`` with every ColorJitter range scaled by ``strength`` around the identity (lightly's
+    ``cj_strength``; its CIFAR-10 SimCLR benchmark uses 0.5); other ops are kept as they are."""
+    def scaled(r: tuple[float, float] | None, center: float, lower: float) -> tuple[float, float] | None:
+        return None if r is None else (max(center + strength * (r[0] - center), lower),
+                                       center + strength * (r[1] - center))
+
+    return [ColorJitter(scaled(op.brightness, 1.0, 0.0), scaled(op.contrast, 1.0, 0.0),
+                        scaled(op.saturation, 1.0, 0.0), scaled(op.hue, 0.0, -0.5), p=op.p)
+            if isinstance(op, ColorJitter) else op for op in view]

@@ -34,6 +34,7 @@ import numpy as np
 from tqdm import tqdm
 
 from . import __version__, format as fmt, jpeg
+from .cpu import usable_cores
 from .images import SourceImageError, cap_resolution, capped_shape, plain_jpeg_shape, read_encoded, to_rgb
 
 MODES = ("auto", "raw", "jpeg", "passthrough")
@@ -112,7 +113,7 @@ def write_dataset(
         raise FileNotFoundError(f"destination folder {path.parent} does not exist")
     workers = num_workers
     if workers is None:  # a pool's start-up costs more than it saves on a few hundred images
-        workers = 0 if len(samples) < SMALL_DATASET else _default_workers()
+        workers = 0 if len(samples) < SMALL_DATASET else usable_cores()
     start = time.perf_counter()
     tmp_name = path.with_name(f"{path.name}.tmp{secrets.token_hex(6)}")
     fd = os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies, as for open()
@@ -283,13 +284,6 @@ def _check_picklable(samples: Sequence[Any]) -> None:
         raise ValueError(f"samples ({type(samples).__name__}) cannot be sent to worker processes: it is not "
                          f"picklable ({type(exc).__name__}: {exc}); pass num_workers=0 to encode in this "
                          "process") from None
-
-
-def _default_workers() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:
-        return max(1, os.cpu_count() or 1)
 
 
 def _check_arguments(settings: _Settings, samples: Any, num_workers: Any, on_error: Any,

@@ -11,10 +11,11 @@ from PIL import Image
 
 from benches import decode_limit, ladder, report, synthetic_data
 from benches import torchvision_baseline as tvb
-from benches.__main__ import (PRESETS, _export_fssl, fastest_torchvision, ffcv_ratios, headline, main, parse_args,
-                              target_checks)
-
-IMAGENET_SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenet-sample"
+from fastssl_loader import ops, presets
+from fastssl_loader.reference import BLURS
+from tests.test_reference import our_steps, rounded, tv_steps
+from benches.__main__ import PRESETS, _export_fssl, main, parse_args, save
+from benches.results import Results, fastest_torchvision, ffcv_ratios, headline, report as bench_report, target_checks
 
 
 # ---------------------------------------------------------------- synthetic data
@@ -69,73 +70,6 @@ def test_synthetic_rejects_bad_spec(tmp_path):
 
 # ---------------------------------------------------------------- ladder and torchvision transforms
 
-def _tv_steps(compose) -> list[tuple]:
-    """(kind, parameters) per step of a torchvision Compose, v1 or v2, in a comparable form."""
-    out = []
-    for t in compose.transforms:
-        name = type(t).__name__
-        if name == "RandomApply":
-            (inner,) = t.transforms
-            p = float(t.p)
-            iname = type(inner).__name__
-            if iname == "ColorJitter":
-                out.append(("jitter", p, tuple(tuple(float(x) for x in r) for r in
-                                               (inner.brightness, inner.contrast, inner.saturation, inner.hue))))
-            elif iname == "GaussianBlur":
-                out.append(("blur", p, int(inner.kernel_size[0]), tuple(float(s) for s in inner.sigma)))
-            elif iname == "PILGaussianBlur":
-                out.append(("blur", p, "pil", tuple(inner.sigma)))
-            else:
-                raise AssertionError(f"unexpected RandomApply({iname})")
-        elif name == "RandomResizedCrop":
-            out.append(("crop", tuple(t.size), tuple(t.scale), str(t.interpolation).split(".")[-1].lower()))
-        elif name == "RandomHorizontalFlip":
-            out.append(("flip", float(t.p)))
-        elif name == "RandomGrayscale":
-            out.append(("gray", float(t.p)))
-        elif name == "RandomSolarize":
-            out.append(("solarize", float(t.p), float(t.threshold)))
-        elif name == "Normalize":
-            out.append(("normalize", tuple(float(m) for m in t.mean), tuple(float(s) for s in t.std)))
-        elif name in ("ToTensor", "ToDtype"):
-            out.append(("to_float",))
-        else:
-            raise AssertionError(f"unexpected transform {name}")
-    return out
-
-
-def _our_steps(view) -> list[tuple]:
-    out = []
-    for op in view:
-        name = type(op).__name__
-        if name == "RandomResizedCrop":
-            out.append(("crop", tuple(op.size), tuple(op.scale), op.interpolation))
-        elif name == "RandomHorizontalFlip":
-            out.append(("flip", float(op.p)))
-        elif name == "ColorJitter":
-            out.append(("jitter", float(op.p), tuple(tuple(float(x) for x in r) for r in
-                                                   (op.brightness, op.contrast, op.saturation, op.hue))))
-        elif name == "RandomGrayscale":
-            out.append(("gray", float(op.p)))
-        elif name == "GaussianBlur":
-            out.append(("blur", float(op.p), op.kernel_size, tuple(op.sigma)))
-        elif name == "RandomSolarize":
-            out.append(("solarize", float(op.p), float(op.threshold)))
-        elif name == "Normalize":
-            out.append(("to_float",))
-            out.append(("normalize", tuple(op.mean), tuple(op.std)))
-        else:
-            raise AssertionError(f"unexpected op {name}")
-    return out
-
-
-def _rounded(x):
-    """Floats rounded to 6 decimals, recursively (torchvision stores some values as float32)."""
-    if isinstance(x, (list, tuple)):
-        return type(x)(_rounded(v) for v in x)
-    return round(x, 6) if isinstance(x, float) else x
-
-
 EXPECTED_KINDS = {
     1: ["crop", "flip", "to_float", "normalize"],
     2: ["crop", "flip", "blur", "to_float", "normalize"],
@@ -150,12 +84,13 @@ EXPECTED_KINDS = {
 def test_torchvision_rung_transforms_are_the_intended_ones(rung, variant):
     views = ladder.byol_rung(rung, 224)
     assert len(views) == 2
-    steps = [_tv_steps(tvb.build_transform(v, variant, "torchvision")) for v in views]
-    for s in steps:
+    steps = [rounded(tv_steps(tvb.build_transform(v, variant, "torchvision"))) for v in views]
+    for s, view in zip(steps, views):
         assert [x[0] for x in s] == EXPECTED_KINDS[rung]
-        assert s[0] == ("crop", (224, 224), (0.08, 1.0), "bilinear")
+        assert s == rounded(our_steps(view))
+        assert s[0] == rounded(("crop", (224, 224), (0.08, 1.0), (3 / 4, 4 / 3), "bilinear", True))
         assert ("flip", 0.5) in s
-        assert s[-1] == ("normalize", ladder.IMAGENET_MEAN, ladder.IMAGENET_STD)
+        assert s[-1] == rounded(("normalize", ops.IMAGENET_MEAN, ops.IMAGENET_STD))
     by_kind = [{x[0]: x for x in s} for s in steps]
     if rung >= 2:  # BYOL asymmetric blur, kernel 23 at 224 px
         assert by_kind[0]["blur"] == ("blur", 1.0, 23, (0.1, 2.0))
@@ -170,40 +105,28 @@ def test_torchvision_rung_transforms_are_the_intended_ones(rung, variant):
         assert by_kind[0]["jitter"] == by_kind[1]["jitter"] == expected
 
 
-@pytest.mark.parametrize("rung", sorted(ladder.RUNG_NAMES))
-def test_our_views_match_torchvision_views(rung):
-    views = ladder.byol_rung(rung, 160)
-    for ours, spec in zip(ladder.fastssl_views(views), views):
-        theirs = _tv_steps(tvb.build_transform(spec, "v2-tensor", "torchvision"))
-        mine = _our_steps(ours)
-        assert [s[0] for s in mine] == [s[0] for s in theirs]
-        assert _rounded(mine) == _rounded(theirs)
-
-
 def test_top_rung_and_dino_views_are_the_library_presets():
-    presets = pytest.importorskip("fastssl_loader.presets")
-    assert [_our_steps(v) for v in presets.byol(224)] == \
-        [_our_steps(v) for v in ladder.fastssl_views(ladder.byol_rung(5, 224))]
-    assert [_our_steps(v) for v in presets.dino()] == [_our_steps(v) for v in ladder.fastssl_views(ladder.dino_views())]
+    assert [our_steps(v) for v in ladder.byol_rung(5, 224)] == [our_steps(v) for v in presets.byol(224)]
+    assert [our_steps(v) for v in ladder.dino_views()] == [our_steps(v) for v in presets.dino()]
+    # small sides keep the blur (the presets' CIFAR flavour would drop it)
+    assert any(isinstance(op, ops.GaussianBlur) for op in ladder.byol_rung(2, 32)[0])
 
 
 def test_pil_blur_variant_and_dino_views():
-    spec = ladder.byol_rung(2)[1]
-    steps = _tv_steps(tvb.build_transform(spec, "v1-pil", "pil"))
+    view = ladder.byol_rung(2)[1]
+    steps = tv_steps(tvb.build_transform(view, "v1-pil", "pil"))
     assert ("blur", 0.1, "pil", (0.1, 2.0)) in steps
     dino = ladder.dino_views()
-    assert [v.size for v in dino] == [224, 224] + [96] * 6
-    assert [v.blur_p for v in dino] == [1.0, 0.1] + [0.5] * 6
-    assert [v.solarize_p for v in dino] == [None, 0.2] + [None] * 6
-    assert dino[2].scale == (0.05, 0.4) and dino[0].scale == (0.4, 1.0)
-    assert dino[6].blur_kernel == 9 and dino[0].blur_kernel == 23
-    assert ladder.describe(dino) == "2x224 + 6x96"
+    assert ladder.view_sizes(dino) == [224, 224] + [96] * 6
+    assert ladder.views_config(dino) == {"n_views": 8, "views": "2x224 + 6x96"}
+    kernels = [[op.kernel_size for op in v if isinstance(op, ops.GaussianBlur)] for v in dino]
+    assert kernels[0] == [23] and kernels[6] == [9]
     with pytest.raises(ValueError, match="rung"):
         ladder.byol_rung(6)
     with pytest.raises(ValueError, match="variant"):
-        tvb.build_transform(spec, "v3", "pil")
+        tvb.build_transform(view, "v3", "pil")
     with pytest.raises(ValueError, match="blur"):
-        tvb.build_transform(spec, "v1-pil", "box")
+        tvb.build_transform(view, "v1-pil", "box")
 
 
 def _write_jpegs(folder: Path, n: int, seed: int = 0) -> list[Path]:
@@ -222,34 +145,30 @@ def _write_jpegs(folder: Path, n: int, seed: int = 0) -> list[Path]:
 
 
 @pytest.mark.parametrize("variant", tvb.VARIANTS)
-def test_torchvision_dataset_outputs_normalised_float_views(tmp_path, variant):
+def test_torchvision_loader_outputs_normalised_float_views(tmp_path, variant):
     torch.manual_seed(0)
     files = _write_jpegs(tmp_path, 3)
     views = ladder.byol_rung(5, 64)
-    ds = tvb.MultiViewFiles(files, [0, 1, 2], [tvb.build_transform(v, variant, "pil") for v in views], variant)
-    (v1, v2), label = ds[1]
+    loader = tvb.make_loader(files, [0, 1, 2], views, variant, "pil", batch_size=2, workers=0)
+    (v1, v2), label = loader.dataset[1]
     assert label == 1
     for v in (v1, v2):
         assert v.dtype == torch.float32 and tuple(v.shape) == (3, 64, 64)
         assert v.min() < -0.5  # normalised (dark pixels in every crop), not in [0, 1]
-    loader = tvb.make_loader(files, [0, 1, 2], views, variant, "pil", batch_size=2, workers=0)
     assert report.count_images(loader, progress=False) == 3
     with pytest.raises(ValueError, match="img_9"):
-        tvb.MultiViewFiles([tmp_path / "img_9.jpg"], [0], [], variant)[0]
+        tvb.make_loader([tmp_path / "img_9.jpg"], [0], views, variant, "pil", 1, 0).dataset[0]
+    with pytest.raises(ValueError, match="labels"):
+        tvb.make_loader(files, [0], views, variant, "pil", 1, 0)
 
 
-def test_pil_blur_on_pil_and_tensor_and_choose_blur(tmp_path):
+def test_choose_blur_times_both_implementations(tmp_path):
     files = _write_jpegs(tmp_path, 2)
-    blur = tvb.PILGaussianBlur((3.0, 3.0))
-    pil = tvb.load_image(files[0], "v1-pil")
-    out = np.asarray(blur(pil))
-    assert out.shape == np.asarray(pil).shape and np.abs(out.astype(int) - np.asarray(pil)).mean() > 1
-    t = tvb.load_image(files[0], "v2-tensor")
-    bt = blur(t)
-    assert bt.dtype == torch.uint8 and bt.shape == t.shape and (bt.int() - t.int()).abs().float().mean() > 1
     best, timings = tvb.choose_blur(files, ladder.byol_rung(2, 32)[0], "v2-tensor", samples=2)
-    assert best in tvb.BLURS and set(timings) == set(tvb.BLURS)
+    assert best in BLURS and set(timings) == set(BLURS)
     assert timings[best] == min(timings.values()) and all(v > 0 for v in timings.values())
+    with pytest.raises(ValueError, match="GaussianBlur"):
+        tvb.choose_blur(files, ladder.byol_rung(1, 32)[0], "v2-tensor")
 
 
 # ---------------------------------------------------------------- figures and reports
@@ -321,6 +240,29 @@ def test_table_headline_and_chart(tmp_path):
     assert report.plot_ladder(tmp_path / "d.png", [_fig("x", 1, [1.0], group="dino")], "t") is None
 
 
+def test_results_are_saved_and_reported_from_the_records(tmp_path):
+    figs = [_fig("torchvision-v2-tensor", 1, [1.0]), _fig("fastssl", 1, [0.25], storage="jpeg")]
+    limits = {"jpeg_images": 100, "rates": [{"threads": 2, "scale": 1, "images_per_s": 800.0,
+                                             "images_per_s_min": 790.0, "images_per_s_max": 810.0}]}
+    rows = headline(figs, limits, workers=2)
+    results = Results(machine={"cpu_model": "cpu-x"}, settings={"batch_size": 8, "workers": 2},
+                      dataset={"name": "set-a", "images": 100}, figures=figs, decode_limit=limits,
+                      torchvision_blur={}, ffcv_status="not requested", ffcv_ratios={}, headline=rows,
+                      targets=target_checks(rows, {}), op_costs={"224": {"blur": {"ours_us": 300.0,
+                                                                                  "torchvision_us": 900.0}}},
+                      total_seconds=3.0)
+    text = bench_report(results)
+    assert text.startswith("== set-a: 100 images, batch 8, 2 workers, cpu-x")
+    assert "scale 1/1  2 thread(s): 800 (min 790, max 810)" in text
+    assert "4.00x" in text and "0.50" in text  # speedup 400/100 and fraction of the decode limit 400/800
+    assert "MISSED jpeg rung 1: two views / all-core decode limit: 0.50 (goal >= 0.8)" in text
+    assert "224: blur 300 (torchvision 900)" in text
+    json_path, png = save(results, tmp_path)
+    doc = json.loads(json_path.read_text())
+    assert doc["headline"][0]["speedup_vs_fastest_torchvision"] == pytest.approx(4.0)
+    assert doc["ffcv"] == {"status": "not requested"} and len(doc["figures"]) == 2 and png.is_file()
+
+
 def test_machine_description_names_cpu_cores_and_versions():
     m = report.machine_description()
     assert m["cpu_model"] and m["usable_cores"] >= 1
@@ -368,11 +310,10 @@ def test_ffcv_skips_cleanly_when_not_importable(tmp_path):
 
 
 def test_ffcv_ratios_compare_same_view_counts():
-    def fig(loader, views, seconds):
-        return report.Figure("ffcv", loader, {"views": views}, 100, [seconds], 1.0)
+    def fig(loader, n_views, seconds):
+        return report.Figure("ffcv", loader, {"n_views": n_views, "views": f"{n_views}x224"}, 100, [seconds], 1.0)
 
-    figs = [fig("ffcv-1view", "1x224", 1.0), fig("ffcv-2view", "2x224", 2.0), fig("fastssl", "1x224", 0.5),
-            fig("fastssl", "2x224", 0.5)]
+    figs = [fig("ffcv-1view", 1, 1.0), fig("ffcv-2view", 2, 2.0), fig("fastssl", 1, 0.5), fig("fastssl", 2, 0.5)]
     assert ffcv_ratios(figs) == {"1view_fastssl_over_ffcv": 2.0, "2view_fastssl_over_ffcv": 4.0}
     assert ffcv_ratios(figs[:2]) == {}
 
@@ -424,7 +365,8 @@ def test_main_tiny_run_writes_table_json_and_chart(tmp_path, capsys):
                                                       "raw rung 5: x fastest torchvision"}
     assert (out / "ladder.png").is_file()
     printed = capsys.readouterr().out
-    assert "Headline" in printed and "JPEG decode limit" in printed
+    assert "Headline" in printed and "JPEG decode limit" in printed and "Speed goals" in printed
+    assert "issue" not in printed.lower() and "issue" not in (out / "bench.json").read_text().lower()
     import psutil
 
     # DataLoader worker processes were shut down (multiprocessing's process-wide forkserver and resource
@@ -434,11 +376,10 @@ def test_main_tiny_run_writes_table_json_and_chart(tmp_path, capsys):
     assert not workers
 
 
-@pytest.mark.skipif(not IMAGENET_SAMPLE.is_dir(), reason="imagenet-sample not present")
-def test_imagenet_sample_is_listed_as_a_flat_folder():
+def test_imagenet_sample_is_listed_as_a_flat_folder(imagenet_sample_dir):
     from benches.__main__ import _source_samples
 
-    a = parse_args(["--data", str(IMAGENET_SAMPLE), "--images", "5"])
+    a = parse_args(["--data", str(imagenet_sample_dir), "--images", "5"])
     name, samples, info = _source_samples(a)
     assert len(samples) == 5 and info["layout"] == "flat" and name.endswith("-n5")
     assert all(Path(f).suffix == ".JPEG" for f, _ in samples)

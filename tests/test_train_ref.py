@@ -88,31 +88,17 @@ def test_torchvision_loader_same_interface(data: Path, tmp_path: Path):
     assert EPOCH_KEYS <= set(rec) and rec["step"] == 4
 
 
-def test_torchvision_transform_mirrors_the_view():
-    from torchvision.transforms import v2
-    from fastssl_loader import ops
-    view = [ops.RandomResizedCrop(24, scale=(0.2, 1.0)), ops.RandomHorizontalFlip(),
-            ops.ColorJitter(0.4, 0.4, 0.2, 0.1, p=0.8), ops.RandomGrayscale(p=0.2),
-            ops.GaussianBlur("auto", p=0.5), ops.RandomSolarize(128, p=0.2), ops.Normalize()]
-    tf = tr.torchvision_transform(view)
-    names = [type(t).__name__ for t in tf.transforms]
-    assert names == ["ToImage", "RandomResizedCrop", "RandomHorizontalFlip", "RandomApply", "RandomGrayscale",
-                     "RandomApply", "RandomSolarize", "ToDtype", "Normalize"]
-    assert tuple(tf.transforms[5].transforms[0].kernel_size) == (3, 3)  # 2 * floor(0.05 * 24) + 1
-    x = tf(np.zeros((40, 50, 3), np.uint8))
-    assert x.shape == (3, 24, 24) and x.dtype == torch.float32
-    center = tr.torchvision_transform([ops.CenterCrop(20, resize=24), ops.Normalize()])
-    assert tuple(center(np.zeros((40, 50, 3), np.uint8)).shape) == (3, 20, 20)
-    assert isinstance(center.transforms[1], v2.Resize)
-
-
 def test_jitter_strength_scales_ranges_around_identity():
-    from fastssl_loader import ops
-    op = tr.scale_jitter(ops.ColorJitter(0.8, 0.8, 0.8, 0.2, p=0.8), 0.5)
+    from fastssl_loader import ops, presets
+    flip = ops.RandomHorizontalFlip()
+    op, kept = presets.scale_jitter([ops.ColorJitter(0.8, 0.8, 0.8, 0.2, p=0.8), flip], 0.5)
     assert op.brightness == pytest.approx((0.6, 1.4)) and op.saturation == pytest.approx((0.6, 1.4))
     assert op.hue == pytest.approx((-0.1, 0.1)) and op.p == 0.8
-    flip = ops.RandomHorizontalFlip()
-    assert tr.scale_jitter(flip, 0.5) is flip
+    assert kept is flip
+    args = tr.parse_args(["--method", "simclr", "--size", "32", "--jitter-strength", "0.5"])
+    views, _ = tr.make_views(args)
+    jitters = [o for v in views for o in v if isinstance(o, ops.ColorJitter)]
+    assert len(jitters) == 2 and all(j.brightness == pytest.approx((0.6, 1.4)) for j in jitters)
 
 
 @pytest.mark.slow  # compiles the multi-crop views' kernels (once per process)
@@ -169,6 +155,16 @@ def test_config_file_and_cli_override(data: Path, tmp_path: Path):
     cfg.write_text('{"no_such_option": 1}')
     with pytest.raises(SystemExit):
         tr.parse_args(["--config", str(cfg)])
+
+
+def test_yaml_config_without_pyyaml_says_what_to_install(tmp_path: Path, monkeypatch, capsys):
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text("epochs: 3\n")
+    monkeypatch.setitem(__import__("sys").modules, "yaml", None)  # import yaml now raises ImportError
+    with pytest.raises(SystemExit):
+        tr.parse_args(["--config", str(cfg)])
+    err = capsys.readouterr().err
+    assert "pip install pyyaml" in err and "fastssl_loader[train]" in err
 
 
 def test_bad_input_errors_name_the_problem(data: Path, tmp_path: Path):
