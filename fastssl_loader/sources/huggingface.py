@@ -129,11 +129,13 @@ def _nested_array(value: Any, name: str) -> np.ndarray:
     return array.to_numpy(zero_copy_only=False).reshape(shape)
 
 
-def _read_part(file: str, group: int, columns: list[str]) -> Any:
+def _read_part(file: str, group: int, columns: list[str] | None = None) -> Any:
+    """One Arrow file (group -1, memory-mapped: no copy) or one Parquet row group; all columns for None."""
     pa, pq = _pyarrow()
     if group < 0:
         with pa.memory_map(file) as source:  # the table's buffers keep the map alive after close
-            return pa.ipc.open_stream(source).read_all().select(columns)
+            table = pa.ipc.open_stream(source).read_all()
+        return table if columns is None else table.select(columns)
     return pq.ParquetFile(file).read_row_group(group, columns=columns)
 
 
@@ -196,7 +198,7 @@ def huggingface_samples(path: str | os.PathLike | Sequence[str | os.PathLike], i
     for index, file in enumerate(files):
         try:
             if file.endswith(".arrow"):
-                table = _read_part(file, -1, [])
+                table = _read_part(file, -1)
                 schema, groups, sizes = table.schema, [-1], [table.num_rows]
             else:
                 parquet = pq.ParquetFile(file)
