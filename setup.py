@@ -24,8 +24,10 @@ setup(
         "tqdm>=4.60",
     ],
     extras_require={
-        "dev": ["pytest>=7", "scipy>=1.9", "matplotlib>=3.5"],
+        "dev": ["pytest>=7", "scipy>=1.9", "matplotlib>=3.5", "pyarrow>=12", "datasets>=2.14"],
         "bench": ["matplotlib>=3.5"],
+        "hf": ["pyarrow>=12"],  # Hugging Face datasets source (save_to_disk folders, Parquet)
+        "preview": ["matplotlib>=3.5"],  # fastssl preview
         "tensorboard": ["tensorboard>=2.10"],
     },
 )
