@@ -16,12 +16,11 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
-
-from . import presets
+from PIL import Image
 
 #: preset names ``--views`` accepts; dino and sslight take the size as their global crop size
 PRESETS = ("simclr", "byol", "vicreg", "barlow", "dino", "sslight", "eval_view")
-TILE_PX = 180  # side of one image tile in the PNG
+TILE_PX = 180  # default side of one image tile in the PNG
 CAPTION_PX = 56  # caption band under each tile (four short lines)
 DPI = 100
 _JITTER_STEPS = "bcsh"  # ColorJitter order codes 0..3: brightness, contrast, saturation, hue
@@ -42,6 +41,7 @@ class PreviewSample:
 def resolve_views(spec: str, size: int = 224) -> list[list[Any]]:
     """Views from a preset name (at ``size``) or a Python file or module defining ``VIEWS``."""
     if spec in PRESETS:
+        from . import presets  # compiles nothing, but imports Numba: only when a preset is asked for
         make = getattr(presets, spec)
         views = make(global_size=size) if spec in ("dino", "sslight") else make(size)
         return [views] if spec == "eval_view" else views
@@ -76,7 +76,7 @@ def describe_params(names: Sequence[str], row: np.ndarray) -> str:
         lines.append("no jitter")
     flags = [name for name in ("flip", "gray", "solarize") if values.get(name)]
     if values.get("blur"):
-        flags.append(f"blur s{values['blur_sigma']:.2f}")
+        flags.append(f"blur σ{values['blur_sigma']:.2f}")
     known = {"top", "left", "height", "width", "jitter", "brightness", "contrast", "saturation", "hue", "flip",
              "gray", "solarize", "blur", "blur_sigma"} | {f"jitter_order{k}" for k in range(4)}
     flags += [f"{name}={value:g}" for name, value in values.items() if name not in known]
@@ -117,14 +117,16 @@ def _denormalize(batch: np.ndarray, normalize: tuple | None) -> np.ndarray:
     return np.clip(batch * std + mean, 0.0, 1.0).transpose(0, 2, 3, 1)
 
 
-def preview_size_px(num_samples: int, num_views: int) -> tuple[int, int]:
+def preview_size_px(num_samples: int, num_views: int, tile_px: int = TILE_PX) -> tuple[int, int]:
     """(width, height) in pixels of the PNG :func:`render_preview` writes."""
-    return (num_views + 1) * TILE_PX, num_samples * (TILE_PX + CAPTION_PX)
+    return (num_views + 1) * tile_px, num_samples * (tile_px + CAPTION_PX)
 
 
 def render_preview(samples: Sequence[PreviewSample], out: str | os.PathLike,
-                   class_names: Sequence[str] | None = None) -> tuple[int, int]:
-    """Draw ``samples`` as a PNG grid at ``out``; returns its (width, height) in pixels."""
+                   class_names: Sequence[str] | None = None, tile_px: int = TILE_PX) -> tuple[int, int]:
+    """Draw ``samples`` as a PNG grid at ``out`` (tiles of ``tile_px``); returns its (width, height) in pixels."""
+    if tile_px < 120:
+        raise ValueError(f"tile_px must be at least 120 (room for the captions), got {tile_px}")
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
@@ -133,11 +135,11 @@ def render_preview(samples: Sequence[PreviewSample], out: str | os.PathLike,
         raise ModuleNotFoundError("fastssl preview draws with matplotlib: pip install "
                                   "'fastssl_loader[preview]'") from None
     num_views = len(samples[0].tiles)
-    width, height = preview_size_px(len(samples), num_views)
+    width, height = preview_size_px(len(samples), num_views, tile_px)
     figure = Figure(figsize=(width / DPI, height / DPI), dpi=DPI, facecolor="white")
-    FigureCanvasAgg(figure)
+    canvas = FigureCanvasAgg(figure)
     colours = [f"C{v % 10}" for v in range(num_views)]
-    row_px = TILE_PX + CAPTION_PX
+    row_px = tile_px + CAPTION_PX
     for r, sample in enumerate(samples):
         top = height - r * row_px  # pixels from the bottom, as matplotlib counts
         name = f" {class_names[sample.label]}" if class_names and 0 <= sample.label < len(class_names) else ""
@@ -146,18 +148,20 @@ def render_preview(samples: Sequence[PreviewSample], out: str | os.PathLike,
         cells += [((tile * 255 + 0.5).astype(np.uint8), f"view {v}\n{caption}", colours[v])
                   for v, (tile, caption) in enumerate(zip(sample.tiles, sample.captions))]
         for c, (pixels, caption, colour) in enumerate(cells):
-            axes = figure.add_axes([(c * TILE_PX + 3) / width, (top - TILE_PX + 3) / height,
-                                    (TILE_PX - 6) / width, (TILE_PX - 6) / height])
+            axes = figure.add_axes([(c * tile_px + 3) / width, (top - tile_px + 3) / height,
+                                    (tile_px - 6) / width, (tile_px - 6) / height])
             axes.imshow(pixels, interpolation="antialiased")
             axes.set_axis_off()
             if c == 0:
                 for (bt, bl, bh, bw), box_colour in zip(sample.boxes, colours):
                     axes.add_patch(Rectangle((bl - 0.5, bt - 0.5), bw, bh, fill=False, linewidth=1.2,
                                              edgecolor=box_colour))
-            figure.text((c * TILE_PX + 4) / width, (top - TILE_PX - 1) / height, _wrap(caption), fontsize=6,
+            figure.text((c * tile_px + 4) / width, (top - tile_px - 1) / height, _wrap(caption), fontsize=6,
                         color=colour, va="top", ha="left", linespacing=1.1)
-    figure.savefig(os.fspath(out), dpi=DPI, format="png")
-    return width, height
+    canvas.draw()
+    rgb = np.asarray(canvas.buffer_rgba())[:, :, :3]  # opaque figure: RGB makes a smaller PNG than RGBA
+    Image.fromarray(rgb).save(os.fspath(out), format="PNG", optimize=True)
+    return rgb.shape[1], rgb.shape[0]
 
 
 def _wrap(caption: str) -> str:

@@ -59,6 +59,11 @@ def test_png_has_the_grid_size(jpeg_dataset, views_file, tmp_path):
         png.load()
         assert png.format == "PNG" and png.size == size == preview_size_px(3, 2)
         assert np.asarray(png.convert("L")).std() > 10  # images were drawn, not a blank canvas
+    assert render_preview(samples, tmp_path / "w.png", tile_px=130) == preview_size_px(3, 2, 130)
+    with Image.open(tmp_path / "w.png") as png:
+        assert png.size == preview_size_px(3, 2, 130)
+    with pytest.raises(ValueError, match="tile_px"):
+        render_preview(samples, tmp_path / "x.png", tile_px=50)
 
 
 def test_describe_params():
@@ -67,7 +72,7 @@ def test_describe_params():
              "solarize"]
     row = np.array([3, 4, 20, 30, 1, 1, 1.1, 0.9, 1.2, -0.05, 3, 1, 0, 2, 0, 1, 1.5, 1], dtype=np.float64)
     assert describe_params(names, row) == ("crop 20x30 at 3,4\njitter hcbs b1.10 c0.90\ns1.20 h-0.050\n"
-                                           "flip solarize blur s1.50")
+                                           "flip solarize blur σ1.50")
     row[[4, 5, 15, 17]] = 0
     assert describe_params(names, row) == "crop 20x30 at 3,4\nno jitter\nno flip/gray/blur/solarize"
 

@@ -6,7 +6,7 @@ import sys
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    from ..preview import PRESETS
+    from ..preview import PRESETS, TILE_PX
     parser = subparsers.add_parser(
         "preview", help="draw a few samples' views (crop boxes, parameters) as a PNG grid",
         description="Draw the first batch the Loader yields for (seed, epoch): one row per sample, the stored "
@@ -19,6 +19,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--size", type=int, default=224, help="preset output size in pixels. Default: 224")
     parser.add_argument("--n", type=int, default=8, help="samples (rows). Default: 8")
     parser.add_argument("--out", default="views.png", help="output PNG. Default: views.png")
+    parser.add_argument("--tile", type=int, default=TILE_PX, metavar="PX",
+                        help=f"side of one image tile in the PNG (>= 120). Default: {TILE_PX}")
     parser.add_argument("--seed", type=int, default=0, help="Loader seed. Default: 0")
     parser.add_argument("--epoch", type=int, default=0, help="Loader epoch. Default: 0")
     parser.add_argument("--order", choices=("random", "sequential"), default="random",
@@ -36,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
         samples = preview_samples(args.file, views, args.n, seed=args.seed, epoch=args.epoch, order=args.order)
         description = DatasetReader(args.file).schema.get("description")
         classes = description.get("classes") if isinstance(description, dict) else None
-        width, height = render_preview(samples, args.out, classes)
+        width, height = render_preview(samples, args.out, classes, tile_px=args.tile)
     except (ValueError, OSError) as exc:  # bad file, views or arguments: one clear line
         print(f"error: {exc}", file=sys.stderr)
         return 2
