@@ -102,3 +102,26 @@ def test_huggingface_null_label_and_image(tmp_path, jpeg_files):
     assert list(DatasetReader(path).labels) == [0, 1]
     with pytest.raises(FileNotFoundError):
         huggingface_samples(tmp_path / "missing")
+
+
+def test_huggingface_binary_and_path_columns(tmp_path, jpeg_files):
+    (tmp_path / "img").mkdir()
+    for name, data in jpeg_files[:2]:
+        (tmp_path / "img" / name).write_bytes(data)
+    table = pa.table({"jpeg": [data for _, data in jpeg_files[:2]],
+                      "file": [f"img/{name}" for name, _ in jpeg_files[:2]],
+                      "struct": [{"bytes": None, "path": f"img/{jpeg_files[0][0]}"}, {"bytes": None, "path": "gone.jpg"}],
+                      "label": [1, 0]})
+    pq.write_table(table, tmp_path / "t.parquet")
+    expected = [data for _, data in jpeg_files[:2]]
+    samples, _ = huggingface_samples(tmp_path / "t.parquet", "jpeg")
+    assert [samples[i][0] for i in range(2)] == expected
+    samples, _ = huggingface_samples(tmp_path / "t.parquet", "file")
+    assert [Path(samples[i][0]).read_bytes() for i in range(2)] == expected
+    samples, _ = huggingface_samples(tmp_path / "t.parquet", "struct")
+    assert Path(samples[0][0]).read_bytes() == expected[0]
+    with pytest.raises(ValueError, match=r"t.parquet: row 1: image file .*gone.jpg does not exist"):
+        samples[1]
+    samples, _ = huggingface_samples(tmp_path / "t.parquet", "label", "label")
+    with pytest.raises(ValueError, match="is not an image"):
+        samples[0]

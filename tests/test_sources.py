@@ -166,3 +166,18 @@ def test_webdataset_bad_shards(tmp_path, jpeg_files):
     with pytest.raises(ValueError, match=r"noimage.tar: sample 'a': no image member"):
         samples[0]
     assert samples[1] == (jpeg_files[0][1], 2)
+
+
+def test_source_speed_layouts_hold_the_same_samples(tmp_path, jpeg_files):
+    """benches/source_speed compares sources on equal terms: every layout yields the folder's bytes and labels."""
+    from benches.source_speed import build_layouts
+    paths = write_images(tmp_path, jpeg_files)
+    images = [(str(tmp_path / p), i % 2) for i, p in enumerate(paths)]
+    layouts = build_layouts(images, tmp_path)
+    expected = [(Path(p).read_bytes(), label) for p, label in images]
+    assert {"list file", "webdataset"} <= layouts.keys()
+    for name, make in layouts.items():
+        samples = make()
+        got = [samples[i] for i in range(len(samples))]
+        got = [(Path(image).read_bytes() if isinstance(image, str) else image, label) for image, label in got]
+        assert got == expected, name

@@ -105,14 +105,15 @@ class HuggingFaceSamples:
             if path is None or not path.is_valid:
                 raise ValueError(f"{self.name(i)}: the image has neither bytes nor a path")
             value = path
-        if isinstance(value, (pa.BinaryScalar, pa.LargeBinaryScalar)):
-            return value.as_py()
-        if isinstance(value, (pa.StringScalar, pa.LargeStringScalar)):
+        kind = value.type
+        if pa.types.is_string(kind) or pa.types.is_large_string(kind):  # before binary: strings are binary too
             path = os.path.join(self.root, value.as_py())
             if not os.path.isfile(path):
                 raise ValueError(f"{self.name(i)}: image file {path} does not exist")
             return path
-        if isinstance(value, (pa.ListScalar, pa.LargeListScalar, pa.FixedSizeListScalar)):
+        if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
+            return value.as_py()
+        if pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind):
             return _nested_array(value, self.name(i))
         raise ValueError(f"{self.name(i)}: image column type {value.type} is not an image")
 
