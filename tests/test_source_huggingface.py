@@ -110,7 +110,8 @@ def test_huggingface_binary_and_path_columns(tmp_path, jpeg_files):
         (tmp_path / "img" / name).write_bytes(data)
     table = pa.table({"jpeg": [data for _, data in jpeg_files[:2]],
                       "file": [f"img/{name}" for name, _ in jpeg_files[:2]],
-                      "struct": [{"bytes": None, "path": f"img/{jpeg_files[0][0]}"}, {"bytes": None, "path": "gone.jpg"}],
+                      "struct": [{"bytes": None, "path": f"img/{jpeg_files[0][0]}"},
+                                 {"bytes": None, "path": "gone.jpg"}],
                       "label": [1, 0]})
     pq.write_table(table, tmp_path / "t.parquet")
     expected = [data for _, data in jpeg_files[:2]]
