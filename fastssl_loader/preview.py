@@ -5,6 +5,10 @@
 coordinates), each view exactly as the Loader produced it (denormalised to [0, 1]) and a caption of its
 sampled parameters. :func:`render_preview` draws them as a PNG grid with matplotlib (extra ``preview``):
 one row per sample, the stored image with every view's box first, then the views.
+
+Captions: ``crop HxW at top,left`` (stored pixels); ``jitter`` with its sampled order (b brightness,
+c contrast, s saturation, h hue) and factors, or ``no jitter``; then ``flip``, ``gray``, ``solarize`` when
+they fired and ``blur σ`` with its sigma. Parameters of other ops are listed as ``name=value``.
 """
 from __future__ import annotations
 
