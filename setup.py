@@ -25,8 +25,11 @@ setup(
     ],
     extras_require={
         # dev includes the integrations so that the test suite runs them against the real libraries
-        "dev": ["pytest>=7", "scipy>=1.9", "matplotlib>=3.5", "lightning>=2.0", "lightly>=1.5"],
+        "dev": ["pytest>=7", "scipy>=1.9", "matplotlib>=3.5", "lightning>=2.0", "lightly>=1.5", "pyarrow>=12",
+                "datasets>=2.14"],
         "bench": ["matplotlib>=3.5"],
+        "hf": ["pyarrow>=12"],  # Hugging Face datasets source (save_to_disk folders, Parquet)
+        "preview": ["matplotlib>=3.5"],  # fastssl preview
         "tensorboard": ["tensorboard>=2.10"],
         "lightning": ["lightning>=2.0"],  # fastssl_loader.lightning (pytorch-lightning>=2.0 works too)
         "lightly": ["lightly>=1.5"],  # examples/lightly_simclr.py; batch_format(..., "lightly") needs nothing

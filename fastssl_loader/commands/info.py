@@ -1,0 +1,48 @@
+"""``fastssl info FILE [--verify] [--json]``: what a dataset file holds, and whether every sample decodes."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "info", help="summarise a dataset file (samples, classes, storage, resolutions, bytes, settings)",
+        description="Summarise a dataset file: samples, labels and class names, storage mix (raw / JPEG / "
+                    "passthrough), resolution histogram, bytes, writer settings, checksums, and advice. "
+                    "Exit code 0; 1 when --verify finds bad samples; 2 when the file is not a valid dataset.")
+    parser.add_argument("file", help="dataset file (.fssl)")
+    parser.add_argument("--verify", action="store_true",
+                        help="decode every sample (in threads) and list the ones that fail")
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="decoding threads for --verify. Default: one per core")
+    parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    parser.add_argument("--no-progress", action="store_true", help="hide the --verify progress bar")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..dataset_info import dataset_info, format_info, verify_samples
+    from ..reader import DatasetReader
+    try:
+        reader = DatasetReader(args.file)
+    except ValueError as exc:  # DatasetFormatError: missing, truncated or damaged file, named in the message
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    info = dataset_info(reader)
+    bad = verify_samples(reader, num_threads=args.threads, progress=not args.no_progress) if args.verify else None
+    if args.json:
+        doc = info.to_json()
+        if bad is not None:
+            doc["verify"] = {"decoded": info.num_samples, "bad": [{"index": i, "reason": r} for i, r in bad]}
+        print(json.dumps(doc, indent=2))
+    else:
+        print(format_info(info, bad))
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    from . import info
+    from .standalone import main
+    sys.exit(main(info, "info"))
