@@ -1,0 +1,105 @@
+"""``fastssl convert SOURCE SRC DST [options]``: convert a dataset into one fastssl_loader file.
+
+One sub-command per source module of :mod:`fastssl_loader.sources`; each declares its own arguments and how
+they call the source's ``convert_*`` function. The writer options (``--mode`` ...) are common to all.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, Callable
+
+from ..writer import AUTO_RAW_MAX_PIXELS, MODES, WriteReport
+
+Convert = Callable[[argparse.Namespace, dict[str, Any]], WriteReport]
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``convert`` (with one sub-command per source) on a ``fastssl`` sub-parsers object."""
+    parser = subparsers.add_parser("convert", help="convert a dataset into one .fssl file",
+                                   description="Convert a dataset into one fastssl_loader file.")
+    add_sources(parser)
+    return parser
+
+
+def add_sources(parser: argparse.ArgumentParser) -> None:
+    """Add the per-source sub-commands to ``parser`` and make :func:`run` its ``func``."""
+    sources = parser.add_subparsers(dest="source", required=True, metavar="SOURCE")
+    for add_source in (_imagefolder, _cifar, _numpy):
+        source_parser, convert = add_source(sources)
+        _writer_options(source_parser)
+        source_parser.set_defaults(convert=convert)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Convert as ``args`` say; print the report and skipped samples. Exit status 0, or 2 on bad input."""
+    options = dict(mode=args.mode, max_resolution=args.max_resolution, jpeg_quality=args.jpeg_quality,
+                   num_workers=args.workers, on_error=args.on_error, progress=not args.no_progress)
+    try:
+        report = args.convert(args, options)
+    except (ValueError, OSError) as exc:  # bad input or unreadable/unwritable paths: one clear line
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(report)
+    for index, reason in report.skipped:
+        print(f"skipped sample {index}: {reason}")
+    return 0
+
+
+def _imagefolder(sources: Any) -> tuple[argparse.ArgumentParser, Convert]:
+    parser = sources.add_parser("imagefolder", help="torchvision ImageFolder tree (root/<class>/<image>)",
+                                description="Labels follow torchvision.datasets.ImageFolder (sorted class folders).")
+    parser.add_argument("src", help="ImageFolder root folder")
+    parser.add_argument("--flat", action="store_true",
+                        help="images lie directly in SRC; the class is the file-name prefix before the first '_' "
+                             "(imagenet-sample's nXXXXXXXX_name.JPEG layout)")
+
+    def convert(args: argparse.Namespace, options: dict[str, Any]) -> WriteReport:
+        from ..sources.imagefolder import convert_imagefolder
+        return convert_imagefolder(args.src, args.dst, flat=args.flat, **options)
+    return parser, convert
+
+
+def _cifar(sources: Any) -> tuple[argparse.ArgumentParser, Convert]:
+    parser = sources.add_parser("cifar", help="CIFAR-10/100 python pickle batch folder",
+                                description="CIFAR-10 (data_batch_*, test_batch) or CIFAR-100 (train, test) pickles.")
+    parser.add_argument("src", help="folder holding the pickle batches (e.g. cifar-10-batches-py)")
+    parser.add_argument("--split", choices=("train", "test"), default="train", help="split to convert. Default: train")
+    parser.add_argument("--label", choices=("fine", "coarse"), default="fine",
+                        help="CIFAR-100 label set (ignored for CIFAR-10). Default: fine")
+
+    def convert(args: argparse.Namespace, options: dict[str, Any]) -> WriteReport:
+        from ..sources.cifar import convert_cifar
+        return convert_cifar(args.src, args.dst, split=args.split, label=args.label, **options)
+    return parser, convert
+
+
+def _numpy(sources: Any) -> tuple[argparse.ArgumentParser, Convert]:
+    parser = sources.add_parser("numpy", help="images .npy (+ --labels .npy) or .npz with images/labels",
+                                description="Images N x H x W[ x C] uint8/uint16; labels N integers.")
+    parser.add_argument("src", help="images .npy, or .npz with keys 'images' and 'labels'")
+    parser.add_argument("--labels", default=None, help="labels .npy (required with an .npy of images)")
+
+    def convert(args: argparse.Namespace, options: dict[str, Any]) -> WriteReport:
+        from ..sources.numpy_arrays import convert_numpy
+        return convert_numpy(args.src, args.dst, labels=args.labels, **options)
+    return parser, convert
+
+
+def _writer_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dst", help="output dataset file (e.g. train.fssl); written atomically")
+    parser.add_argument("--mode", choices=MODES, default="auto",
+                        help="image storage: raw (lossless pixels), jpeg (re-encode), passthrough (source JPEG "
+                             f"bytes untouched when possible, else jpeg), auto (raw up to {AUTO_RAW_MAX_PIXELS} "
+                             "pixels, else passthrough). Default: auto")
+    parser.add_argument("--max-resolution", type=int, default=None, metavar="PX",
+                        help="cap the longer side at PX pixels (area downscale, never upscale). Default: no cap")
+    parser.add_argument("--jpeg-quality", type=int, default=90, metavar="Q",
+                        help="JPEG quality 1..100 for re-encoded images. Default: 90")
+    parser.add_argument("--workers", type=int, default=None, metavar="N",
+                        help="encoding processes (0: in this process). Default: one per CPU")
+    parser.add_argument("--on-error", choices=("raise", "skip"), default="raise",
+                        help="unreadable source image: stop with an error naming it (raise) or skip it and "
+                             "list it in the report (skip). Default: raise")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
