@@ -35,7 +35,8 @@ setup(
         "train": [TORCHVISION, YAML],  # train_ref.py (torchvision models/baseline, --config x.yaml)
         "bench": [TORCHVISION, MATPLOTLIB, PSUTIL],  # python -m benches
         "tensorboard": ["tensorboard>=2.10"],  # train_ref.py --tensorboard
-        # the test suite: every test dependency, including the trainer's and the benches'
-        "dev": ["pytest>=7", "scipy>=1.9", TORCHVISION, MATPLOTLIB, PSUTIL, YAML, "build>=1"],
+        # the test suite: every test dependency, including the trainer's and the benches' (and what its
+        # wheel test builds with: build + setuptools, without isolation)
+        "dev": ["pytest>=7", "scipy>=1.9", TORCHVISION, MATPLOTLIB, PSUTIL, YAML, "build>=1", "setuptools>=70.1"],
     },
 )
