@@ -9,7 +9,7 @@ import argparse
 import sys
 from typing import Any, Callable
 
-from ..writer import AUTO_RAW_MAX_PIXELS, MODES, WriteReport
+from ..writer import AUTO_RAW_MAX_PIXELS, DEFAULT_MAX_PIXELS, MODES, WriteReport
 
 Convert = Callable[[argparse.Namespace, dict[str, Any]], WriteReport]
 
@@ -35,7 +35,8 @@ def add_sources(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Convert as ``args`` say; print the report and skipped samples. Exit status 0, or 2 on bad input."""
     options = dict(mode=args.mode, max_resolution=args.max_resolution, jpeg_quality=args.jpeg_quality,
-                   num_workers=args.workers, on_error=args.on_error, progress=not args.no_progress)
+                   num_workers=args.workers, on_error=args.on_error, progress=not args.no_progress,
+                   max_pixels=args.max_pixels)
     try:
         report = args.convert(args, options)
     except (ValueError, OSError) as exc:  # bad input or unreadable/unwritable paths: one clear line
@@ -95,6 +96,9 @@ def _writer_options(parser: argparse.ArgumentParser) -> None:
                              "pixels, else passthrough). Default: auto")
     parser.add_argument("--max-resolution", type=int, default=None, metavar="PX",
                         help="cap the longer side at PX pixels (area downscale, never upscale). Default: no cap")
+    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N",
+                        help="refuse source images of more than N pixels (height*width) from their header, before "
+                             f"decoding (decompression bombs). Default: {DEFAULT_MAX_PIXELS}")
     parser.add_argument("--jpeg-quality", type=int, default=90, metavar="Q",
                         help="JPEG quality 1..100 for re-encoded images. Default: 90")
     parser.add_argument("--workers", type=int, default=None, metavar="N",
