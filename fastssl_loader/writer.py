@@ -102,6 +102,7 @@ def write_dataset(
     description: str | Mapping[str, Any] | None = None,
     progress: bool = True,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    shard: tuple[int, int] | None = None,
 ) -> WriteReport:
     """Convert ``samples`` into one dataset file at ``path``.
 
@@ -118,23 +119,28 @@ def write_dataset(
     before decoding (decompression bombs), whatever Pillow's ``Image.MAX_IMAGE_PIXELS`` is. Default
     178,956,970 (Pillow's error threshold); at most ``format.MAX_PIXELS_LIMIT``.
     ``description``: any JSON-serialisable value stored in the schema (e.g. the class names).
+    ``shard``: ``(k, n)`` writes only part k (0-based) of n of ``samples``: the contiguous source range
+    :func:`shard_range` gives, recorded in the schema's ``shard`` (with the source's sample count), so n
+    processes can each convert one part of a big source. Reported sample indices are source indices.
     """
     settings = _Settings(mode, max_resolution, jpeg_quality,
                          tuple((e["name"], np.dtype(e["dtype"]), tuple(e["shape"]))
                                for e in fmt.normalize_extra_fields(extra_fields)), max_pixels, on_error)
     _check_arguments(settings, samples, num_workers, description)
+    indices = shard_range(len(samples), shard)
     path = Path(path)
     if not path.parent.is_dir():
         raise FileNotFoundError(f"destination folder {path.parent} does not exist")
     workers = num_workers
     if workers is None:  # a pool's start-up costs more than it saves on a few hundred images
-        workers = 0 if len(samples) < SMALL_DATASET else _default_workers()
+        workers = 0 if len(indices) < SMALL_DATASET else _default_workers()
     start = time.perf_counter()
     tmp_name = path.with_name(f"{path.name}.tmp{secrets.token_hex(6)}")
     fd = os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies, as for open()
     try:
         with os.fdopen(fd, "wb") as out:
-            written, skipped, counts = _write_file(out, samples, settings, workers, description, progress)
+            written, skipped, counts = _write_file(out, samples, indices, shard, settings, workers, description,
+                                                   progress)
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp_name, path)
@@ -192,10 +198,11 @@ def _extras(values: Any, index: int, settings: _Settings) -> tuple[np.ndarray, .
     return tuple(out)
 
 
-def _write_file(out: Any, samples: Sequence[Any], settings: _Settings, workers: int, description: Any,
-                progress: bool) -> tuple[int, list[tuple[int, str]], dict[str, int]]:
-    """Stream payloads into ``out`` in sample order, then schema, index and header."""
-    n = len(samples)
+def _write_file(out: Any, samples: Sequence[Any], indices: range, shard: tuple[int, int] | None,
+                settings: _Settings, workers: int, description: Any, progress: bool
+                ) -> tuple[int, list[tuple[int, str]], dict[str, int]]:
+    """Stream payloads of ``samples[indices]`` into ``out`` in order, then schema, index and header."""
+    n = len(indices)
     extra_entries = [{"name": name, "dtype": dt.str, "shape": list(shape)}
                      for name, dt, shape in settings.extra_fields]
     index = np.zeros(n, dtype=fmt.index_dtype(extra_entries))
@@ -204,7 +211,7 @@ def _write_file(out: Any, samples: Sequence[Any], settings: _Settings, workers: 
     out.write(b"\x00" * fmt.HEADER_SIZE)
     position = written = 0
     with tqdm(total=n, unit="img", desc="writing", disable=not progress, smoothing=0.05) as bar:
-        for i, result in enumerate(_encoded_stream(samples, settings, workers)):
+        for i, result in zip(indices, _encoded_stream(samples, indices, settings, workers)):
             bar.update(1)
             if isinstance(result, str):  # a failure's reason, with on_error="skip"
                 skipped.append((i, result))
@@ -231,6 +238,8 @@ def _write_file(out: Any, samples: Sequence[Any], settings: _Settings, workers: 
         "label": {"dtype": "<i8"},
         "extra_fields": extra_entries,
         "skipped": [[i, reason] for i, reason in skipped],
+        "shard": None if shard is None else {"index": shard[0], "count": shard[1], "start": indices.start,
+                                             "stop": indices.stop, "source_samples": len(samples)},
         "description": description,
     })
     index_bytes = index[:written].tobytes()
@@ -280,11 +289,12 @@ def _encode_in_worker(i: int) -> _Encoded | str:
     return _encode_index(*_WORKER_STATE, i)
 
 
-def _encoded_stream(samples: Sequence[Any], settings: _Settings, workers: int) -> Iterator[_Encoded | str]:
-    """Results in sample order, encoded in this process (workers == 0) or in a process pool."""
-    n = len(samples)
+def _encoded_stream(samples: Sequence[Any], indices: range, settings: _Settings, workers: int
+                    ) -> Iterator[_Encoded | str]:
+    """Results of ``samples[indices]`` in order, encoded in this process (workers == 0) or in a process pool."""
+    n = len(indices)
     if workers == 0:
-        yield from (_encode_index(samples, settings, i) for i in range(n))
+        yield from (_encode_index(samples, settings, i) for i in indices)
         return
     _check_picklable(samples)
     # forkserver/spawn, never fork: a fork of a process that runs threads (torch, numba, OpenCV's pool, a live
@@ -293,7 +303,26 @@ def _encoded_stream(samples: Sequence[Any], settings: _Settings, workers: int) -
     context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
     chunksize = max(1, min(64, n // (workers * 8)))
     with context.Pool(workers, initializer=_init_worker, initargs=(samples, settings)) as pool:
-        yield from pool.imap(_encode_in_worker, range(n), chunksize=chunksize)
+        yield from pool.imap(_encode_in_worker, indices, chunksize=chunksize)
+
+
+def shard_range(num_samples: int, shard: tuple[int, int] | None) -> range:
+    """Source indices of part k of n: ``range(k * N // n, (k + 1) * N // n)`` (all of them for None).
+
+    Contiguous, in source order, sizes differ by at most one, and the n parts cover the source exactly once.
+    """
+    if shard is None:
+        return range(num_samples)
+    try:
+        k, n = (operator.index(v) for v in shard)
+    except (TypeError, ValueError):
+        raise ValueError(f"shard must be a pair (k, n) of integers, got {shard!r}") from None
+    if n < 1 or not 0 <= k < n:
+        raise ValueError(f"shard (k, n) needs n >= 1 and 0 <= k < n, got {shard!r}")
+    part = range(k * num_samples // n, (k + 1) * num_samples // n)
+    if not part:
+        raise ValueError(f"shard {k}/{n} of {num_samples} samples is empty: use at most {num_samples} shards")
+    return part
 
 
 def _check_picklable(samples: Sequence[Any]) -> None:

@@ -204,3 +204,42 @@ def test_bad_sample_errors_chain_the_cause(tmp_path):
     with pytest.raises(ValueError, match="cannot write sample 0: s.*empty file") as info:
         write_dataset(tmp_path / "d.fssl", [(b"", 0)], num_workers=0, progress=False)
     assert isinstance(info.value.__cause__, SourceImageError)
+
+
+def _write(path: Path, samples: list, **options) -> Path:
+    write_dataset(path, samples, mode="raw", on_error="skip", num_workers=0, progress=False, **options)
+    return path
+
+
+def test_shards_cover_the_source_once_in_order(tmp_path):
+    samples = [(natural_image(8 + i % 5, 9, seed=i), i) for i in range(11)]
+    samples[4] = (b"", 4)  # skipped: reported with its source index
+    whole = DatasetReader(_write(tmp_path / "all.fssl", samples))
+    labels, skipped = [], []
+    for k in range(3):
+        part = DatasetReader(_write(tmp_path / f"{k}.fssl", samples, shard=(k, 3)))
+        assert part.schema["shard"] == {"index": k, "count": 3, "start": k * 11 // 3, "stop": (k + 1) * 11 // 3,
+                                        "source_samples": 11}
+        labels += list(part.labels)
+        skipped += part.schema["skipped"]
+        for i, label in enumerate(part.labels):
+            np.testing.assert_array_equal(part.image(i), whole.image(list(whole.labels).index(label)))
+    assert labels == list(whole.labels) and skipped == whole.schema["skipped"] == [[4, "sample 4: empty file (0 bytes)"]]
+    assert whole.schema["shard"] is None
+
+
+@pytest.mark.parametrize("shard, match", [((3, 3), "0 <= k < n"), ((0, 0), "n >= 1"), ((0, 20), "is empty"),
+                                          (("a", 2), "pair"), ((1,), "pair")])
+def test_bad_shards(tmp_path, shard, match):
+    with pytest.raises(ValueError, match=match):
+        _write(tmp_path / "d.fssl", [(natural_image(8, 8), 0)] * 11, shard=shard)
+
+
+def test_cli_shard_flag(tmp_path, tiny_imagefolder, capsys):
+    from fastssl_loader.cli import main
+    assert main(["convert", "imagefolder", str(tiny_imagefolder), str(tmp_path / "p.fssl"), "--shard", "1/4",
+                 "--workers", "0", "--no-progress"]) == 0
+    assert DatasetReader(tmp_path / "p.fssl").schema["shard"]["start"] == 3
+    with pytest.raises(SystemExit):
+        main(["convert", "imagefolder", str(tiny_imagefolder), str(tmp_path / "q.fssl"), "--shard", "1of4"])
+    assert "expected K/N" in capsys.readouterr().err

@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     """Convert as ``args`` say; print the report and skipped samples. Exit status 0, or 2 on bad input."""
     options = dict(mode=args.mode, max_resolution=args.max_resolution, jpeg_quality=args.jpeg_quality,
                    num_workers=args.workers, on_error=args.on_error, progress=not args.no_progress,
-                   max_pixels=args.max_pixels)
+                   max_pixels=args.max_pixels, shard=args.shard)
     try:
         report = args.convert(args, options)
     except (ValueError, OSError) as exc:  # bad input or unreadable/unwritable paths: one clear line
@@ -106,4 +106,16 @@ def _writer_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--on-error", choices=("raise", "skip"), default="raise",
                         help="unreadable source image: stop with an error naming it (raise) or skip it and "
                              "list it in the report (skip). Default: raise")
+    parser.add_argument("--shard", type=_shard, default=None, metavar="K/N",
+                        help="write only part K (0-based) of N of the source: a contiguous range in source order, "
+                             "recorded in the file, so N processes can convert one part each. Default: all")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def _shard(text: str) -> tuple[int, int]:
+    """``"K/N"`` -> (K, N); the writer checks the range."""
+    k, sep, n = text.partition("/")
+    try:
+        return int(k), int(n)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected K/N such as 0/4, got {text!r}") from None
