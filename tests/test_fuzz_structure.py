@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import torch
 
-from fastssl_loader import CorruptSampleError, DatasetFormatError, DatasetReader, Loader, format as fmt, presets
-from fastssl_loader import write_dataset
+from fastssl_loader import (CorruptSampleError, DatasetFormatError, DatasetReader, Loader, format as fmt, presets,
+                            write_dataset)
 
 from .conftest import natural_image
 
