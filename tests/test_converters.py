@@ -195,5 +195,6 @@ def test_cli_help_documents_every_option():
     for kind, options in {"imagefolder": ["--flat"], "cifar": ["--split", "--label"], "numpy": ["--labels"]}.items():
         out = subprocess.run([sys.executable, "-m", "converters", kind, "--help"], cwd=REPO, capture_output=True,
                              text=True, check=True).stdout
-        for option in options + ["--mode", "--max-resolution", "--jpeg-quality", "--workers", "--on-error"]:
+        for option in options + ["--mode", "--max-resolution", "--max-pixels", "--jpeg-quality", "--workers",
+                                 "--on-error", "--shard"]:
             assert option in out, (kind, option)
