@@ -123,7 +123,7 @@ def _log(msg: str) -> None:
 
 def _source_samples(a: argparse.Namespace) -> tuple[str, list[tuple[str, int]], dict[str, Any]]:
     """(name, [(file, label)], info) of the source images."""
-    from converters.imagefolder import list_flat_samples, list_samples
+    from fastssl_loader.sources.imagefolder import list_flat_samples, list_samples
 
     if a.data is None:
         from benches.synthetic_data import SyntheticSpec, build_synthetic_imagefolder

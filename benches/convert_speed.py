@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from benches.report import machine_description, save_json
-from converters.imagefolder import list_flat_samples, list_samples
 from fastssl_loader import DatasetReader, write_dataset
+from fastssl_loader.sources.imagefolder import list_flat_samples, list_samples
 
 REPO = Path(__file__).resolve().parent.parent
 MODES = {"raw": {}, "jpeg": {"jpeg_quality": 90, "max_resolution": 512}, "passthrough": {}, "auto": {}}

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from benches.report import machine_description, save_json
-from converters.imagefolder import list_flat_samples, list_samples
+from fastssl_loader.sources.imagefolder import list_flat_samples, list_samples
 from fastssl_loader import write_dataset
 from fastssl_loader.sources.listfile import listfile_samples
 from fastssl_loader.sources.webdataset import webdataset_samples

@@ -1,1 +1,1 @@
-"""Command-line converters that turn common dataset layouts into one fastssl_loader file."""
+"""Checkout-only shim: ``python -m converters ...`` runs ``fastssl convert ...`` (fastssl_loader.commands.convert)."""

@@ -31,6 +31,11 @@ STORAGE_RAW = 0
 STORAGE_JPEG = 1
 STORAGE_NAMES = {STORAGE_RAW: "raw", STORAGE_JPEG: "jpeg"}
 MAX_SIDE = 65535  # heights/widths are stored as u4 but larger sides are rejected as nonsense
+# Largest image (height * width) a file may hold; the writer refuses larger sources from their header (decompression
+# bombs) and records its limit in the schema (``image.max_pixels``), the reader rejects index rows above it. The
+# default is Pillow's error threshold (2 * Image.MAX_IMAGE_PIXELS); files written without the key get it too.
+DEFAULT_MAX_PIXELS = 178_956_970
+MAX_PIXELS_LIMIT = MAX_SIDE * MAX_SIDE
 
 # magic, version, header size, num_samples, data off/size, schema off/size, index off/size, schema crc, index crc
 _HEADER_BODY = struct.Struct("<8sIIQQQQQQQII")

@@ -16,6 +16,11 @@ Encoded JPEGs that libjpeg-turbo decodes to exactly these pixels (3-component YC
 baseline or progressive, EXIF orientation absent or 1) are "plain": the writer may store their bytes
 untouched (``passthrough``); CMYK and EXIF-rotated JPEGs are always decoded here and re-encoded.
 ``capped_shape``/``cap_resolution`` implement ``max_resolution`` (area downscale, never upscale).
+
+Decompression bombs: an image larger than ``max_pixels`` (height * width) is refused from its header, before
+any pixel buffer is allocated, whatever Pillow's ``Image.MAX_IMAGE_PIXELS`` says (Pillow's own limit still
+applies to the formats it decodes). Error reasons are deterministic (no object reprs), since skipped samples'
+reasons are stored in the file.
 """
 from __future__ import annotations
 
@@ -29,7 +34,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
-from . import jpeg
+from . import format as fmt, jpeg
 from .errors import SourceImageError
 
 _EXIF_ORIENTATION = 0x0112
@@ -50,38 +55,51 @@ def read_encoded(image: Any, *, name: str = "image") -> bytes | None:
     return None
 
 
-def to_rgb(image: Any, *, name: str = "image") -> np.ndarray:
+def to_rgb(image: Any, *, name: str = "image", max_pixels: int = fmt.DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Any supported source image as C-contiguous RGB uint8 H x W x 3 (see module docstring).
 
-    ``name`` is used in error messages (a file path source names itself).
+    ``name`` is used in error messages (a file path source names itself). An image of more than
+    ``max_pixels`` pixels raises SourceImageError before it is decoded.
     """
     if isinstance(image, (str, os.PathLike)):
         name = os.fspath(image)
     data = read_encoded(image, name=name)
     if data is not None:
-        return _from_encoded(data, name)
+        return _from_encoded(data, name, max_pixels)
     if isinstance(image, Image.Image):
-        return _from_pil(image, name)
+        return _from_pil(image, name, max_pixels)
     if isinstance(image, np.ndarray):
+        if image.ndim >= 2:
+            check_pixels(image.shape[0], image.shape[1], max_pixels, name)
         return _from_array(image, name)
     raise SourceImageError(name, f"unsupported image type {type(image).__name__} "
                                  "(expected PIL image, ndarray, path or encoded bytes)")
 
 
-def plain_jpeg_shape(data: bytes, *, name: str = "image") -> tuple[int, int] | None:
+def plain_jpeg_shape(data: bytes, *, name: str = "image", max_pixels: int = fmt.DEFAULT_MAX_PIXELS
+                     ) -> tuple[int, int] | None:
     """(height, width) if ``data`` is a plain JPEG that can be stored untouched, else None.
 
     The whole entropy-coded stream is checked with a cheap 1/8-scale decode, so a truncated or corrupt
-    plain JPEG raises SourceImageError here rather than in the training loop.
+    plain JPEG raises SourceImageError here rather than in the training loop; so does one of more than
+    ``max_pixels`` pixels (before that decode).
     """
     if not (data.startswith(_JPEG_SOI) and _is_plain_jpeg(data)):
         return None
+    shape = _jpeg_header_shape(data, name)
+    check_pixels(*shape, max_pixels, name)
     try:
-        shape = jpeg.jpeg_shape(data)
         jpeg.decode_jpeg(data, scale=8)
     except ValueError as exc:
-        raise SourceImageError(name, f"corrupt or truncated JPEG: {exc}") from None
+        raise SourceImageError(name, _jpeg_reason(data, exc)) from None
     return shape
+
+
+def check_pixels(height: int, width: int, max_pixels: int, name: str) -> None:
+    """Raise SourceImageError if a ``height`` x ``width`` image has more than ``max_pixels`` pixels."""
+    if height * width > max_pixels:
+        raise SourceImageError(name, f"image of {width}x{height} = {height * width:,} pixels exceeds max_pixels="
+                                     f"{max_pixels:,} (a decompression bomb?); raise max_pixels to convert it")
 
 
 def capped_shape(height: int, width: int, max_resolution: int | None) -> tuple[int, int]:
@@ -101,22 +119,57 @@ def cap_resolution(rgb: np.ndarray, max_resolution: int | None) -> np.ndarray:
     return cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
 
 
-def _from_encoded(data: bytes, name: str) -> np.ndarray:
+def _from_encoded(data: bytes, name: str, max_pixels: int) -> np.ndarray:
+    if not data:
+        raise SourceImageError(name, "empty file (0 bytes)")
     if data.startswith(_JPEG_SOI) and _is_plain_jpeg(data):  # libjpeg-turbo: faster than Pillow, same pixels
+        check_pixels(*_jpeg_header_shape(data, name), max_pixels, name)
         try:
             return jpeg.decode_jpeg(data)
         except ValueError as exc:
-            raise SourceImageError(name, f"corrupt or truncated JPEG: {exc}") from None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # palette-transparency and EXIF warnings: we handle both
-            with Image.open(io.BytesIO(data)) as pil:
+            raise SourceImageError(name, _jpeg_reason(data, exc)) from None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # palette-transparency, EXIF and Pillow's bomb warnings: handled here
+        try:
+            pil = Image.open(io.BytesIO(data))  # reads the header only
+        except Image.UnidentifiedImageError:
+            what = "corrupt or truncated JPEG header" if data.startswith(_JPEG_SOI) else "not an image"
+            raise SourceImageError(name, f"{what} (starts with {data[:16]!r}, {len(data)} bytes)") from None
+        except Image.DecompressionBombError as exc:
+            raise SourceImageError(name, f"refused by Pillow's Image.MAX_IMAGE_PIXELS: {exc}") from None
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            kind = "JPEG" if data.startswith(_JPEG_SOI) else None
+            raise SourceImageError(name, _pillow_reason(kind, data, exc)) from None
+        with pil:
+            check_pixels(pil.height, pil.width, max_pixels, name)
+            try:
                 pil.load()
-                return _from_pil(pil, name)
-    except SourceImageError:
-        raise
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, EOFError) as exc:
-        raise SourceImageError(name, f"cannot decode image: {exc}") from None
+            except (OSError, SyntaxError, ValueError, EOFError) as exc:
+                raise SourceImageError(name, _pillow_reason(pil.format, data, exc)) from None
+            return _from_pil(pil, name, max_pixels)
+
+
+def _jpeg_header_shape(data: bytes, name: str) -> tuple[int, int]:
+    try:
+        return jpeg.jpeg_shape(data)
+    except ValueError as exc:
+        raise SourceImageError(name, f"corrupt or truncated JPEG header: {exc}") from None
+
+
+def _jpeg_reason(data: bytes, exc: Exception) -> str:
+    """Why libjpeg could not decode ``data``: a missing end-of-image marker means the file was cut short."""
+    if not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
+        return f"truncated JPEG ({len(data)} bytes, no end-of-image marker): {exc}"
+    return f"corrupt JPEG: {exc}"
+
+
+def _pillow_reason(image_format: str | None, data: bytes, exc: Exception) -> str:
+    kind = image_format or "image"
+    if kind == "JPEG":
+        return _jpeg_reason(data, exc)
+    if "truncated" in str(exc).lower():
+        return f"truncated {kind} ({len(data)} bytes)"
+    return f"corrupt {kind}: {exc}"
 
 
 def _is_plain_jpeg(data: bytes) -> bool:
@@ -131,7 +184,8 @@ def _is_plain_jpeg(data: bytes) -> bool:
         return False
 
 
-def _from_pil(pil: Image.Image, name: str) -> np.ndarray:
+def _from_pil(pil: Image.Image, name: str, max_pixels: int) -> np.ndarray:
+    check_pixels(pil.height, pil.width, max_pixels, name)
     try:
         pil = ImageOps.exif_transpose(pil)
         if pil.mode in _SIXTEEN_BIT_MODES:

@@ -1,8 +1,13 @@
 """DatasetReader: memory-map one dataset file, validate its metadata, give samples by index.
 
-Opening reads the header, schema and index (checksummed) but never the data region, so it takes
-milliseconds for any file size. A file that is not valid raises :class:`DatasetFormatError` naming the
-problem; a sample whose payload cannot be decoded raises :class:`CorruptSampleError` naming its index.
+Opening reads the header, schema and index (checksummed) but never the data region, and validates every
+index row (payload inside the data region, known storage kind, 1 <= height, width <= MAX_SIDE, height *
+width <= the file's ``max_pixels``, raw payload size == height * width * 3) in one compiled pass over the
+mapped index, without copying it: about 50 ms for 1.28M samples, most of it the index checksum. The int64
+columns (``offsets``, ``labels``, ...) are built on first use. A file that is not valid raises
+:class:`DatasetFormatError` naming the problem; a sample whose payload cannot be decoded raises
+:class:`CorruptSampleError` naming its index. So a crafted file, even with recomputed checksums, can make
+no read go outside the file and no decode allocate more than ``max_pixels`` * 3 bytes.
 Readers are safe to share across threads (read-only map, stateless decode) and picklable (the map is
 re-opened in the receiving process).
 """
@@ -10,12 +15,38 @@ from __future__ import annotations
 
 import operator
 import os
+from functools import cached_property
 from typing import Any
 
+import numba as nb
 import numpy as np
 
 from . import format as fmt, jpeg
 from .errors import CorruptSampleError, DatasetFormatError
+
+_PROBLEMS = ("payload outside the data region", f"height/width not in 1..{fmt.MAX_SIDE}", "unknown storage kind",
+             "raw payload size != height*width*3", "height*width > the file's max_pixels")
+
+
+@nb.njit(nogil=True, cache=True)
+def _first_bad_row(offsets: np.ndarray, sizes: np.ndarray, heights: np.ndarray, widths: np.ndarray,
+                   storage: np.ndarray, lo: np.uint64, hi: np.uint64, max_side: np.uint64, max_pixels: np.uint64,
+                   max_storage: np.uint8) -> tuple[int, int]:
+    """(row, index into _PROBLEMS) of the first invalid index row, or (-1, -1). All arithmetic in uint64."""
+    for i in range(len(offsets)):
+        offset, size = offsets[i], sizes[i]
+        if size == 0 or size > hi - lo or offset < lo or offset > hi - size:
+            return i, 0
+        height, width = nb.uint64(heights[i]), nb.uint64(widths[i])
+        if height < 1 or width < 1 or height > max_side or width > max_side:
+            return i, 1
+        if storage[i] > max_storage:
+            return i, 2
+        if storage[i] == fmt.STORAGE_RAW and size != height * width * nb.uint64(3):
+            return i, 3
+        if height * width > max_pixels:
+            return i, 4
+    return -1, -1
 
 
 class DatasetReader:
@@ -37,18 +68,11 @@ class DatasetReader:
             self.data: np.ndarray = np.memmap(self.path, dtype=np.uint8, mode="r").view(np.ndarray)
             header = fmt.Header.unpack(self.data[: fmt.HEADER_SIZE].tobytes(), file_size)
             self.schema: dict[str, Any] = self._read_schema(header)
+            self.max_pixels: int = _max_pixels(self.schema)
             self.index: np.ndarray = self._read_index(header)
+            self._check_index(header)
         except DatasetFormatError as exc:
             raise DatasetFormatError(f"{self.path}: {exc}") from None
-        self.offsets = np.ascontiguousarray(self.index["offset"], dtype=np.int64)
-        self.sizes = np.ascontiguousarray(self.index["size"], dtype=np.int64)
-        self.heights = np.ascontiguousarray(self.index["height"], dtype=np.int64)
-        self.widths = np.ascontiguousarray(self.index["width"], dtype=np.int64)
-        self.storage = np.ascontiguousarray(self.index["storage"], dtype=np.uint8)
-        self.labels = np.ascontiguousarray(self.index["label"], dtype=np.int64)
-        for array in (self.offsets, self.sizes, self.heights, self.widths, self.storage, self.labels):
-            array.flags.writeable = False
-        self._check_index(header)
 
     def _read_schema(self, header: fmt.Header) -> dict[str, Any]:
         raw = self.data[header.schema_offset: header.schema_offset + header.schema_size]
@@ -60,6 +84,7 @@ class DatasetReader:
         return schema
 
     def _read_index(self, header: fmt.Header) -> np.ndarray:
+        """The index as a read-only structured view of the map (no copy)."""
         dtype = fmt.index_dtype(self.schema["extra_fields"])
         if header.index_size != header.num_samples * dtype.itemsize:
             raise DatasetFormatError(f"index size {header.index_size} != {header.num_samples} samples x "
@@ -67,27 +92,43 @@ class DatasetReader:
         raw = self.data[header.index_offset: header.index_offset + header.index_size]
         if fmt.checksum(raw) != header.index_crc:
             raise DatasetFormatError("index checksum mismatch")
-        # one sequential copy into memory (a memcpy): column extraction from it is much faster than from the map
-        index = np.array(raw).view(dtype)
-        index.flags.writeable = False
-        return index
+        return raw.view(dtype)
 
     def _check_index(self, header: fmt.Header) -> None:
-        """Vectorised sanity checks so that no index value can make a read go outside the data region."""
-        lo, hi = header.data_offset, header.data_offset + header.data_size
-        offsets, sizes, heights, widths = self.offsets, self.sizes, self.heights, self.widths
-        # u8 values >= 2**63 became negative int64: the "< lo" and "<= 0" tests catch them, no overflow below
-        problems = {
-            "payload outside the data region": (offsets < lo) | (sizes <= 0) | (sizes > hi - lo)
-            | (offsets > hi - sizes),
-            f"height/width not in 1..{fmt.MAX_SIDE}": (heights < 1) | (widths < 1) | (heights > fmt.MAX_SIDE)
-            | (widths > fmt.MAX_SIDE),
-            "unknown storage kind": self.storage > max(fmt.STORAGE_NAMES),
-            "raw payload size != height*width*3": (self.storage == fmt.STORAGE_RAW) & (sizes != heights * widths * 3),
-        }
-        for what, bad in problems.items():
-            if bad.any():
-                raise DatasetFormatError(f"{self.path}: sample {int(np.argmax(bad))}: {what}")
+        """Every row valid, so that no index value can make a read leave the data region or a decode allocate
+        more than max_pixels * 3 bytes."""
+        index = self.index
+        row, problem = _first_bad_row(
+            index["offset"], index["size"], index["height"], index["width"], index["storage"],
+            np.uint64(header.data_offset), np.uint64(header.data_offset + header.data_size),
+            np.uint64(fmt.MAX_SIDE), np.uint64(self.max_pixels), np.uint8(max(fmt.STORAGE_NAMES)))
+        if row >= 0:
+            raise DatasetFormatError(f"sample {row}: {_PROBLEMS[problem]}")
+
+    # int64 / uint8 columns of the index, built on first use (the loader's contract; see docs/architecture.md)
+    @cached_property
+    def offsets(self) -> np.ndarray:
+        return _column(self.index, "offset", np.int64)
+
+    @cached_property
+    def sizes(self) -> np.ndarray:
+        return _column(self.index, "size", np.int64)
+
+    @cached_property
+    def heights(self) -> np.ndarray:
+        return _column(self.index, "height", np.int64)
+
+    @cached_property
+    def widths(self) -> np.ndarray:
+        return _column(self.index, "width", np.int64)
+
+    @cached_property
+    def storage(self) -> np.ndarray:
+        return _column(self.index, "storage", np.uint8)
+
+    @cached_property
+    def labels(self) -> np.ndarray:
+        return _column(self.index, "label", np.int64)
 
     def __len__(self) -> int:
         return len(self.index)
@@ -138,3 +179,20 @@ class DatasetReader:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.path = state["path"]
         self._open()
+
+
+def _column(index: np.ndarray, name: str, dtype: type) -> np.ndarray:
+    column = np.ascontiguousarray(index[name], dtype=dtype)
+    column.flags.writeable = False
+    return column
+
+
+def _max_pixels(schema: dict[str, Any]) -> int:
+    """The file's max_pixels (schema ``image.max_pixels``; DEFAULT_MAX_PIXELS for files written without it)."""
+    image = schema.get("image")
+    if not isinstance(image, dict):
+        raise DatasetFormatError("bad schema: 'image' is not an object")
+    value = image.get("max_pixels", fmt.DEFAULT_MAX_PIXELS)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= fmt.MAX_PIXELS_LIMIT:
+        raise DatasetFormatError(f"bad schema: max_pixels {value!r} is not an integer in 1..{fmt.MAX_PIXELS_LIMIT}")
+    return value

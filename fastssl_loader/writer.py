@@ -15,7 +15,12 @@ Storage modes (per image):
 Samples are encoded in worker processes (``multiprocessing``: forkserver where available, else spawn; never
 fork, which can deadlock when the parent runs threads) and written in sample order, so the file is
 byte-identical for any ``num_workers``. The file is written to a temporary file in the destination folder
-and renamed at the end; on any error or interrupt the temporary file is removed.
+and renamed at the end; on any error or interrupt the temporary file is removed. Nothing about a conversion
+lives in module state (a worker process's pool initializer keeps that process's one conversion), so several
+conversions may run at once from different threads.
+
+Hostile sources: an image of more than ``max_pixels`` pixels is refused from its header, before it is decoded
+(see :mod:`fastssl_loader.images`); the limit is recorded in the schema and enforced again by the reader.
 """
 from __future__ import annotations
 
@@ -36,6 +41,8 @@ from tqdm import tqdm
 from . import __version__, format as fmt, jpeg
 from .cpu import usable_cores
 from .images import SourceImageError, cap_resolution, capped_shape, plain_jpeg_shape, read_encoded, to_rgb
+
+DEFAULT_MAX_PIXELS = fmt.DEFAULT_MAX_PIXELS
 
 MODES = ("auto", "raw", "jpeg", "passthrough")
 AUTO_RAW_MAX_PIXELS = 64 * 64
@@ -69,6 +76,8 @@ class _Settings:
     max_resolution: int | None
     jpeg_quality: int
     extra_fields: tuple[tuple[str, np.dtype, tuple[int, ...]], ...]
+    max_pixels: int
+    on_error: str
 
 
 @dataclass(frozen=True)
@@ -93,6 +102,8 @@ def write_dataset(
     extra_fields: Mapping[str, Any] | None = None,
     description: str | Mapping[str, Any] | None = None,
     progress: bool = True,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    shard: tuple[int, int] | None = None,
 ) -> WriteReport:
     """Convert ``samples`` into one dataset file at ``path``.
 
@@ -101,25 +112,35 @@ def write_dataset(
     ``extra_fields`` maps a name to a dtype or ``(dtype, shape)`` of a fixed-shape per-sample field.
     ``num_workers``: worker processes (None: one per CPU, or none below SMALL_DATASET samples; 0: encode
     in this process).
-    ``on_error``: ``"raise"`` (error naming the sample and file) or ``"skip"`` (listed in the report).
+    ``on_error``: ``"raise"`` (error naming the sample and file) or ``"skip"`` (listed in the report, and in
+    the schema's ``skipped`` with a deterministic reason). With ``"raise"``, an exception raised by
+    ``samples[i]`` itself propagates with its own type and traceback (from a worker process, the worker's
+    traceback is its ``__cause__``).
+    ``max_pixels``: largest source image (height * width) accepted; a larger one is refused from its header
+    before decoding (decompression bombs), whatever Pillow's ``Image.MAX_IMAGE_PIXELS`` is. Default
+    178,956,970 (Pillow's error threshold); at most ``format.MAX_PIXELS_LIMIT``.
     ``description``: any JSON-serialisable value stored in the schema (e.g. the class names).
+    ``shard``: ``(k, n)`` writes only part k (0-based) of n of ``samples``: the contiguous source range
+    :func:`shard_range` gives, recorded in the schema's ``shard`` (with the source's sample count), so n
+    processes can each convert one part of a big source. Reported sample indices are source indices.
     """
     settings = _Settings(mode, max_resolution, jpeg_quality,
                          tuple((e["name"], np.dtype(e["dtype"]), tuple(e["shape"]))
-                               for e in fmt.normalize_extra_fields(extra_fields)))
-    _check_arguments(settings, samples, num_workers, on_error, description)
+                               for e in fmt.normalize_extra_fields(extra_fields)), max_pixels, on_error)
+    _check_arguments(settings, samples, num_workers, description)
+    indices = shard_range(len(samples), shard)
     path = Path(path)
     if not path.parent.is_dir():
         raise FileNotFoundError(f"destination folder {path.parent} does not exist")
     workers = num_workers
     if workers is None:  # a pool's start-up costs more than it saves on a few hundred images
-        workers = 0 if len(samples) < SMALL_DATASET else usable_cores()
+        workers = 0 if len(indices) < SMALL_DATASET else usable_cores()
     start = time.perf_counter()
     tmp_name = path.with_name(f"{path.name}.tmp{secrets.token_hex(6)}")
     fd = os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # umask applies, as for open()
     try:
         with os.fdopen(fd, "wb") as out:
-            written, skipped, counts = _write_file(out, samples, settings, workers, on_error, description,
+            written, skipped, counts = _write_file(out, samples, indices, shard, settings, workers, description,
                                                    progress)
             out.flush()
             os.fsync(out.fileno())
@@ -146,11 +167,11 @@ def encode_sample(item: Any, index: int, settings: _Settings) -> _Encoded:
     mr = settings.max_resolution
     data = read_encoded(image, name=name)
     if data is not None and settings.mode in ("passthrough", "auto"):
-        shape = plain_jpeg_shape(data, name=name)
+        shape = plain_jpeg_shape(data, name=name, max_pixels=settings.max_pixels)
         if shape is not None and capped_shape(*shape, mr) == shape and (
                 settings.mode == "passthrough" or shape[0] * shape[1] > AUTO_RAW_MAX_PIXELS):
             return _Encoded(data, shape[0], shape[1], "passthrough", label, extras)
-    rgb = cap_resolution(to_rgb(image if data is None else data, name=name), mr)
+    rgb = cap_resolution(to_rgb(image if data is None else data, name=name, max_pixels=settings.max_pixels), mr)
     if max(rgb.shape[:2]) > fmt.MAX_SIDE:
         raise SourceImageError(name, f"image {rgb.shape[:2]} is larger than {fmt.MAX_SIDE} px (use max_resolution)")
     raw = settings.mode == "raw" or (settings.mode == "auto" and rgb.shape[0] * rgb.shape[1] <= AUTO_RAW_MAX_PIXELS)
@@ -178,10 +199,11 @@ def _extras(values: Any, index: int, settings: _Settings) -> tuple[np.ndarray, .
     return tuple(out)
 
 
-def _write_file(out: Any, samples: Sequence[Any], settings: _Settings, workers: int, on_error: str,
-                description: Any, progress: bool) -> tuple[int, list[tuple[int, str]], dict[str, int]]:
-    """Stream payloads into ``out`` in sample order, then schema, index and header."""
-    n = len(samples)
+def _write_file(out: Any, samples: Sequence[Any], indices: range, shard: tuple[int, int] | None,
+                settings: _Settings, workers: int, description: Any, progress: bool
+                ) -> tuple[int, list[tuple[int, str]], dict[str, int]]:
+    """Stream payloads of ``samples[indices]`` into ``out`` in order, then schema, index and header."""
+    n = len(indices)
     extra_entries = [{"name": name, "dtype": dt.str, "shape": list(shape)}
                      for name, dt, shape in settings.extra_fields]
     index = np.zeros(n, dtype=fmt.index_dtype(extra_entries))
@@ -190,11 +212,9 @@ def _write_file(out: Any, samples: Sequence[Any], settings: _Settings, workers: 
     out.write(b"\x00" * fmt.HEADER_SIZE)
     position = written = 0
     with tqdm(total=n, unit="img", desc="writing", disable=not progress, smoothing=0.05) as bar:
-        for i, result in enumerate(_encoded_stream(samples, settings, workers)):
+        for i, result in zip(indices, _encoded_stream(samples, indices, settings, workers)):
             bar.update(1)
-            if isinstance(result, str):
-                if on_error == "raise":
-                    raise ValueError(f"cannot write sample {i}: {result}")
+            if isinstance(result, str):  # a failure's reason, with on_error="skip"
                 skipped.append((i, result))
                 continue
             row = index[written]
@@ -215,10 +235,12 @@ def _write_file(out: Any, samples: Sequence[Any], settings: _Settings, workers: 
         "num_samples": written,
         "image": {"mode": settings.mode, "max_resolution": settings.max_resolution,
                   "jpeg_quality": settings.jpeg_quality, "auto_raw_max_pixels": AUTO_RAW_MAX_PIXELS,
-                  "storage_counts": counts},
+                  "max_pixels": settings.max_pixels, "storage_counts": counts},
         "label": {"dtype": "<i8"},
         "extra_fields": extra_entries,
         "skipped": [[i, reason] for i, reason in skipped],
+        "shard": None if shard is None else {"index": shard[0], "count": shard[1], "start": indices.start,
+                                             "stop": indices.stop, "source_samples": len(samples)},
         "description": description,
     })
     index_bytes = index[:written].tobytes()
@@ -233,38 +255,47 @@ def _write_file(out: Any, samples: Sequence[Any], settings: _Settings, workers: 
     return written, skipped, counts
 
 
-# --- worker processes --------------------------------------------------------------------------------------
+# --- encoding, in this process or in worker processes ---------------------------------------------------------
+def _encode_index(samples: Sequence[Any], settings: _Settings, i: int) -> _Encoded | str:
+    """Encode sample i. On failure: raise (on_error="raise") or return the reason string (on_error="skip")."""
+    try:
+        item = samples[i]
+    except Exception as exc:  # noqa: BLE001 - the user's __getitem__ may raise anything
+        if settings.on_error == "raise":
+            if hasattr(exc, "add_note"):  # Python >= 3.11
+                exc.add_note(f"raised by samples[{i}] while writing a fastssl_loader dataset")
+            raise
+        return f"samples[{i}] raised {type(exc).__name__}: {exc}"
+    try:
+        return encode_sample(item, i, settings)
+    except Exception as exc:  # noqa: BLE001 - a bad sample must not kill a skipping conversion
+        reason = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+        if settings.on_error == "raise":
+            raise ValueError(f"cannot write sample {i}: {reason}") from exc
+        return reason
+
+
+# A worker process serves one pool, hence one conversion: its initializer keeps that conversion's state here.
 _WORKER_STATE: tuple[Sequence[Any], _Settings] | None = None
 
 
-def _init_worker(samples: Sequence[Any], settings: _Settings, limit_threads: bool) -> None:
+def _init_worker(samples: Sequence[Any], settings: _Settings) -> None:
     global _WORKER_STATE
     _WORKER_STATE = (samples, settings)
-    if limit_threads:
-        import cv2
-        cv2.setNumThreads(1)  # one process per core already
+    import cv2
+    cv2.setNumThreads(1)  # one process per core already
 
 
-def _encode_index(i: int) -> _Encoded | str:
-    """Encode sample i from the worker state; any failure becomes its reason string (handled by on_error)."""
-    samples, settings = _WORKER_STATE
-    try:
-        return encode_sample(samples[i], i, settings)
-    except Exception as exc:  # noqa: BLE001 - a bad sample must not kill the conversion; reason is reported
-        return str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+def _encode_in_worker(i: int) -> _Encoded | str:
+    return _encode_index(*_WORKER_STATE, i)
 
 
-def _encoded_stream(samples: Sequence[Any], settings: _Settings, workers: int) -> Iterator[_Encoded | str]:
-    """Results in sample order, encoded in this process (workers == 0) or in a process pool."""
-    global _WORKER_STATE
-    n = len(samples)
+def _encoded_stream(samples: Sequence[Any], indices: range, settings: _Settings, workers: int
+                    ) -> Iterator[_Encoded | str]:
+    """Results of ``samples[indices]`` in order, encoded in this process (workers == 0) or in a process pool."""
+    n = len(indices)
     if workers == 0:
-        saved = _WORKER_STATE
-        _init_worker(samples, settings, limit_threads=False)
-        try:
-            yield from map(_encode_index, range(n))
-        finally:
-            _WORKER_STATE = saved
+        yield from (_encode_index(samples, settings, i) for i in indices)
         return
     _check_picklable(samples)
     # forkserver/spawn, never fork: a fork of a process that runs threads (torch, numba, OpenCV's pool, a live
@@ -272,8 +303,27 @@ def _encoded_stream(samples: Sequence[Any], settings: _Settings, workers: int) -
     methods = multiprocessing.get_all_start_methods()
     context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
     chunksize = max(1, min(64, n // (workers * 8)))
-    with context.Pool(workers, initializer=_init_worker, initargs=(samples, settings, True)) as pool:
-        yield from pool.imap(_encode_index, range(n), chunksize=chunksize)
+    with context.Pool(workers, initializer=_init_worker, initargs=(samples, settings)) as pool:
+        yield from pool.imap(_encode_in_worker, indices, chunksize=chunksize)
+
+
+def shard_range(num_samples: int, shard: tuple[int, int] | None) -> range:
+    """Source indices of part k of n: ``range(k * N // n, (k + 1) * N // n)`` (all of them for None).
+
+    Contiguous, in source order, sizes differ by at most one, and the n parts cover the source exactly once.
+    """
+    if shard is None:
+        return range(num_samples)
+    try:
+        k, n = (operator.index(v) for v in shard)
+    except (TypeError, ValueError):
+        raise ValueError(f"shard must be a pair (k, n) of integers, got {shard!r}") from None
+    if n < 1 or not 0 <= k < n:
+        raise ValueError(f"shard (k, n) needs n >= 1 and 0 <= k < n, got {shard!r}")
+    part = range(k * num_samples // n, (k + 1) * num_samples // n)
+    if not part:
+        raise ValueError(f"shard {k}/{n} of {num_samples} samples is empty: use at most {num_samples} shards")
+    return part
 
 
 def _check_picklable(samples: Sequence[Any]) -> None:
@@ -286,19 +336,21 @@ def _check_picklable(samples: Sequence[Any]) -> None:
                          "process") from None
 
 
-def _check_arguments(settings: _Settings, samples: Any, num_workers: Any, on_error: Any,
-                     description: Any) -> None:
+def _check_arguments(settings: _Settings, samples: Any, num_workers: Any, description: Any) -> None:
     if settings.mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {settings.mode!r}")
     jpeg.check_quality(settings.jpeg_quality)
     mr = settings.max_resolution
     if mr is not None and (isinstance(mr, bool) or not isinstance(mr, (int, np.integer)) or mr < 1):
         raise ValueError(f"max_resolution must be None or a positive integer, got {mr!r}")
+    mp = settings.max_pixels
+    if isinstance(mp, bool) or not isinstance(mp, (int, np.integer)) or not 1 <= mp <= fmt.MAX_PIXELS_LIMIT:
+        raise ValueError(f"max_pixels must be an integer in 1..{fmt.MAX_PIXELS_LIMIT}, got {mp!r}")
     if num_workers is not None and (isinstance(num_workers, bool) or not isinstance(num_workers, int)
                                     or num_workers < 0):
         raise ValueError(f"num_workers must be None or an integer >= 0, got {num_workers!r}")
-    if on_error not in ("raise", "skip"):
-        raise ValueError(f"on_error must be 'raise' or 'skip', got {on_error!r}")
+    if settings.on_error not in ("raise", "skip"):
+        raise ValueError(f"on_error must be 'raise' or 'skip', got {settings.on_error!r}")
     if not hasattr(samples, "__len__") or not hasattr(samples, "__getitem__"):
         raise ValueError(f"samples must be indexable (len + __getitem__), got {type(samples).__name__}")
     if len(samples) == 0:

@@ -13,9 +13,9 @@ import pytest
 from PIL import Image
 
 from converters.__main__ import main
-from converters.cifar import convert_cifar, load_cifar
-from converters.imagefolder import convert_imagefolder, list_flat_samples, list_samples
-from converters.numpy_arrays import convert_numpy
+from fastssl_loader.sources.cifar import convert_cifar, load_cifar
+from fastssl_loader.sources.imagefolder import convert_imagefolder, list_flat_samples, list_samples
+from fastssl_loader.sources.numpy_arrays import convert_numpy
 from fastssl_loader import DatasetReader
 from fastssl_loader.images import plain_jpeg_shape
 
@@ -195,5 +195,6 @@ def test_cli_help_documents_every_option():
     for kind, options in {"imagefolder": ["--flat"], "cifar": ["--split", "--label"], "numpy": ["--labels"]}.items():
         out = subprocess.run([sys.executable, "-m", "converters", kind, "--help"], cwd=REPO, capture_output=True,
                              text=True, check=True).stdout
-        for option in options + ["--mode", "--max-resolution", "--jpeg-quality", "--workers", "--on-error"]:
+        for option in options + ["--mode", "--max-resolution", "--max-pixels", "--jpeg-quality", "--workers",
+                                 "--on-error", "--shard"]:
             assert option in out, (kind, option)

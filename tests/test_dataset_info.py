@@ -9,7 +9,7 @@ import numpy as np
 
 from fastssl_loader import DatasetReader, write_dataset
 from fastssl_loader.commands import info as info_command
-from fastssl_loader.commands.standalone import main
+from fastssl_loader.cli import main
 from fastssl_loader.dataset_info import dataset_info, format_info, verify_samples
 from tests.conftest import natural_image
 
@@ -64,21 +64,21 @@ def test_verify_lists_every_bad_sample(jpeg_dataset, tmp_path):
 
 
 def test_info_command(jpeg_dataset, tmp_path, capsys):
-    assert main(info_command, "info", [str(jpeg_dataset), "--verify", "--no-progress"]) == 0
+    assert main(["info", str(jpeg_dataset), "--verify", "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "24 samples" in out and "verify: decoded all 24 samples, 0 bad" in out
     path = corrupt_copy(jpeg_dataset, tmp_path, [5])
-    assert main(info_command, "info", [str(path), "--verify", "--json", "--no-progress"]) == 1
+    assert main(["info", str(path), "--verify", "--json", "--no-progress"]) == 1
     doc = json.loads(capsys.readouterr().out)
     assert doc["num_samples"] == 24 and [b["index"] for b in doc["verify"]["bad"]] == [5]
     assert doc["storage"] == {"raw": 0, "jpeg": 24, "passthrough": 0}
     (tmp_path / "junk.fssl").write_bytes(b"junk" * 100)
-    assert main(info_command, "info", [str(tmp_path / "junk.fssl")]) == 2
+    assert main(["info", str(tmp_path / "junk.fssl")]) == 2
     assert "junk.fssl" in capsys.readouterr().err
 
 
 def test_info_on_real_photos(imagenet_sample_dir, tmp_path):
-    from converters.imagefolder import convert_imagefolder
+    from fastssl_loader.sources.imagefolder import convert_imagefolder
     convert_imagefolder(imagenet_sample_dir, tmp_path / "in.fssl", flat=True, mode="passthrough", num_workers=0,
                         progress=False)
     info = dataset_info(tmp_path / "in.fssl")

@@ -8,7 +8,7 @@ from PIL import Image
 
 from fastssl_loader import Loader, presets
 from fastssl_loader.commands import preview as preview_command
-from fastssl_loader.commands.standalone import main
+from fastssl_loader.cli import main
 from fastssl_loader.ops import IMAGENET_MEAN, IMAGENET_STD
 from fastssl_loader.preview import (describe_params, preview_samples, preview_size_px, render_preview,
                                     resolve_views)
@@ -90,8 +90,8 @@ def test_resolve_views_presets_and_errors(tmp_path):
 
 def test_preview_command(jpeg_dataset, views_file, tmp_path, capsys):
     out = tmp_path / "views.png"
-    assert main(preview_command, "preview", [str(jpeg_dataset), "--views", str(views_file), "--n", "2",
+    assert main(["preview", str(jpeg_dataset), "--views", str(views_file), "--n", "2",
                                              "--out", str(out)]) == 0
     assert out.is_file() and "2 samples x 2 views" in capsys.readouterr().out
-    assert main(preview_command, "preview", [str(jpeg_dataset), "--views", "nope", "--out", str(out)]) == 2
+    assert main(["preview", str(jpeg_dataset), "--views", "nope", "--out", str(out)]) == 2
     assert "neither a preset" in capsys.readouterr().err

@@ -41,8 +41,3 @@ def run(args: argparse.Namespace) -> int:
         print(format_info(info, bad))
     return 1 if bad else 0
 
-
-if __name__ == "__main__":
-    from . import info
-    from .standalone import main
-    sys.exit(main(info, "info"))

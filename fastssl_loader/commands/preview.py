@@ -45,8 +45,3 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {args.out}: {len(samples)} samples x {len(samples[0].tiles)} views ({width}x{height} px)")
     return 0
 
-
-if __name__ == "__main__":
-    from . import preview
-    from .standalone import main
-    sys.exit(main(preview, "preview"))

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from fastssl_loader.writer import WriteReport, write_dataset
+from ..writer import WriteReport, write_dataset
 
 from .numpy_arrays import ArraySamples
 

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from fastssl_loader.writer import WriteReport, write_dataset
+from ..writer import WriteReport, write_dataset
 
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
