@@ -223,29 +223,31 @@ def _cache_key(source: str, ops: Sequence[Op], functions: Sequence[object]) -> s
     return digest.hexdigest()[:24]
 
 
-def _refresh_stale_callees(folder: Path, functions: Sequence[object]) -> None:
+def _refresh_stale_callees(functions: Sequence[object]) -> None:
     """Drop Numba's on-disk cache of any reachable function whose dependencies changed since it was cached.
 
     Numba's ``cache=True`` checks only the file of the function itself: after an edit of ``rng.py``, a cached
-    ``sample_coin`` (in ``ops/base.py``) would still hold the old ``rng.rand``. Each function's transitive
-    source digest is recorded under ``folder/deps``; when it differs (or was never recorded), its Numba cache
-    is flushed so it compiles from the current sources. Functions already compiled in this process are left alone.
+    ``sample_coin`` (in ``ops/base.py``) would still hold the old ``rng.rand``. Next to each function's Numba
+    cache, a ``.fsldeps`` file records the source digest of everything it reaches; when that differs (or was
+    never recorded), its cache is flushed so it compiles from the current sources. Functions already compiled
+    in this process are left alone; a cache whose record cannot be written is not used.
     """
-    records = folder / "deps"
-    records.mkdir(exist_ok=True)
     for dispatcher in jitted_dependencies(functions):
         cache = getattr(dispatcher, "_cache", None)
         if not isinstance(cache, Cache) or dispatcher.overloads:
             continue
         func = dispatcher.py_func
         name = hashlib.sha256(f"{inspect.getsourcefile(func)}:{func.__qualname__}".encode()).hexdigest()[:24]
+        record = Path(cache.cache_path) / f"{func.__qualname__.replace('<', '').replace('>', '')}-{name}.fsldeps"
         digest = _source_digest(jitted_dependencies([dispatcher])).hex()
-        record = records / name
-        if not record.exists() or record.read_text() != digest:
-            cache.flush()
-            tmp = record.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
-            tmp.write_text(digest)
-            os.replace(tmp, record)
+        try:
+            if not record.exists() or record.read_text() != digest:
+                cache.flush()
+                tmp = record.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+                tmp.write_text(digest)
+                os.replace(tmp, record)
+        except OSError:  # cannot vouch for that cache: compile this function without it
+            cache.disable()
 
 
 def _compile(source: str, name: str, namespace: dict, ops: Sequence[Op]) -> tuple[Callable, Path | None]:
@@ -256,13 +258,13 @@ def _compile(source: str, name: str, namespace: dict, ops: Sequence[Op]) -> tupl
     the compiled driver (with every op kernel inlined) across processes: later processes load it instead of
     compiling. Without a writable cache folder it is exec'd and compiled per process (warned once).
     """
+    functions = list(namespace.values())
+    _refresh_stale_callees(functions)
     folder = _cache_dir()
     if folder is not None:
-        functions = list(namespace.values())
         module_name = f"fastssl_plan_{name}_{_cache_key(source, ops, functions)}"
         path = folder / f"{module_name}.py"
         try:
-            _refresh_stale_callees(folder, functions)
             if not path.exists():
                 tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
                 tmp.write_text("import numba as nb\n\n\n@nb.njit(nogil=True, cache=True)\n" + source)
