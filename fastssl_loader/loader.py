@@ -29,6 +29,10 @@ on Ctrl-C while waiting, and on an error. Any exception in a worker (while waiti
 rendering), such as :class:`CorruptSampleError` naming the sample and file, is raised by ``next()`` when the
 batch it was working on, or the first batch nobody claimed, is due.
 
+Resuming: ``state = loader.state_dict()`` between batches, then ``loader.load_state_dict(state)`` on a
+loader with the same settings: its next ``iter()`` yields the rest of that epoch exactly as the uninterrupted
+run would have (``torchdata``'s ``StatefulDataLoader`` convention).
+
 Sharding (``distributed=True``) and the orders are described in :mod:`fastssl_loader.order`.
 Compilation: views with equal ops share one compiled plan per process (:func:`~fastssl_loader.plan.compiled_plan`).
 ``warmup()`` compiles before the first epoch and records the seconds in ``loader.stats["compile_s"]``.
@@ -40,6 +44,7 @@ and CUDA tensors are new tensors owned by the user (see :mod:`fastssl_loader.dev
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 import time
@@ -53,7 +58,7 @@ from .builder import BatchBuilder, BuiltBatch
 from .device import DeviceStage
 from .ops.base import Op
 from .order import EpochOrder
-from .plan import ViewPlan, compiled_plan
+from .plan import ViewPlan, compiled_plan, ops_key
 from .reader import DatasetReader
 
 _JOIN_TIMEOUT_S = 60.0
@@ -142,6 +147,9 @@ class Loader:
         else:
             raise TypeError(f"path_or_reader must be a path or a DatasetReader, got {type(path_or_reader)}")
         self.plans: list[ViewPlan] = [_plan_of_view(i, ops) for i, ops in enumerate(_view_lists(views))]
+        self.order = order
+        self.drop_last = bool(drop_last)
+        self._resume_at = 0  # batches of the next iteration's epoch to skip (load_state_dict)
         self._order = EpochOrder(len(self.reader), self.batch_size, order, self.seed, self.rank,
                                  self.world_size, bool(drop_last),
                                  offsets=self.reader.offsets if order == "quasi_random" else None)
@@ -159,8 +167,47 @@ class Loader:
         return len(self._order)
 
     def set_epoch(self, epoch: int) -> None:
-        """Make the next ``iter()`` run ``epoch`` (later ones continue from it)."""
+        """Make the next ``iter()`` run ``epoch`` from its start (later ones continue from it)."""
         self._next_epoch = _check_int("epoch", epoch, 0)
+        self._resume_at = 0
+
+    def state_dict(self) -> dict[str, Any]:
+        """Where the loader stands, to resume exactly there (torchdata ``StatefulDataLoader`` convention).
+
+        ``epoch`` and ``position`` (batches already yielded in it) say what the next ``iter()`` after
+        :meth:`load_state_dict` continues with; the other entries are settings a resumed loader must share.
+        """
+        iterator = self._active() if self._active is not None else None
+        if iterator is not None and iterator.position < len(self):
+            epoch, position = self.epoch, iterator.position
+        else:
+            epoch, position = self._next_epoch, self._resume_at
+        return {"epoch": epoch, "position": position, **self._settings()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Make the next ``iter()`` continue ``state["epoch"]`` after its first ``state["position"]`` batches,
+        yielding exactly the batches an uninterrupted run would have; later iterations continue with the next
+        epochs as usual. A state from a loader with other settings is a ValueError naming them."""
+        missing = {"epoch", "position", *self._settings()} - set(state)
+        if missing:
+            raise ValueError(f"load_state_dict: state lacks {sorted(missing)}")
+        differ = [f"{k}: state {state[k]!r}, loader {v!r}" for k, v in self._settings().items() if state[k] != v]
+        if differ:
+            raise ValueError("load_state_dict: the state comes from a loader with other settings (" +
+                             "; ".join(differ) + ")")
+        epoch = _check_int("epoch", state["epoch"], 0)
+        position = _check_int("position", state["position"], 0)
+        if position > len(self):
+            raise ValueError(f"load_state_dict: position {position} is past the epoch's {len(self)} batches")
+        self._stop_active()
+        self._next_epoch, self._resume_at = epoch, position
+
+    def _settings(self) -> dict[str, Any]:
+        """What must match between a saved state and the loader that resumes it."""
+        views = hashlib.sha256(repr([ops_key(plan.ops) for plan in self.plans]).encode()).hexdigest()[:16]
+        return {"seed": self.seed, "dataset_length": len(self.reader), "batch_size": self.batch_size,
+                "order": self.order, "world_size": self.world_size, "rank": self.rank, "drop_last": self.drop_last,
+                "views": views}
 
     def param_names(self, view: int) -> list[str]:
         """Names of the columns of view ``view``'s parameter array (``return_params=True``)."""
@@ -187,8 +234,10 @@ class Loader:
             self._builders = [self._builder(self.batch_size) for _ in range(self.num_workers)]
         self.epoch = self._next_epoch
         self._next_epoch = self.epoch + 1
-        iterator = _EpochIterator(self, _Run(self._order.batches(self.epoch), self.epoch, self._slots, self._device),
-                                  self._builders)
+        start, self._resume_at = self._resume_at, 0
+        batches = self._order.batches(self.epoch)
+        iterator = _EpochIterator(self, _Run(batches[start:], self.epoch, self._slots, self._device),
+                                  self._builders, start)
         self._active = weakref.ref(iterator)
         return iterator
 
@@ -305,9 +354,10 @@ class _Run:
 class _EpochIterator:
     """One pass over one epoch: starts the workers, yields batches in order, stops the workers."""
 
-    def __init__(self, loader: Loader, run: _Run, builders: list[BatchBuilder]) -> None:
+    def __init__(self, loader: Loader, run: _Run, builders: list[BatchBuilder], start: int) -> None:
         self._loader = loader  # keeps the loader (reader, slots) alive while the iteration runs
         self._run = run
+        self._start = start  # batches of the epoch skipped by a resumed iteration
         self._device = run.device
         self._position = 0
         self._threads = [threading.Thread(target=run.work, args=(builder,), daemon=True,
@@ -321,6 +371,11 @@ class _EpochIterator:
 
     def __len__(self) -> int:
         return len(self._run.batches) - self._position
+
+    @property
+    def position(self) -> int:
+        """Batches of the epoch already yielded (including those a resumed iteration skipped)."""
+        return self._start + self._position
 
     def __next__(self) -> tuple:
         run, loader = self._run, self._loader
