@@ -61,7 +61,12 @@ def views() -> dict[str, list]:
 
 def measure(images: list[np.ndarray], repeats: int) -> dict[str, dict[str, float]]:
     """Per view and output dtype: minimum CPU and median wall microseconds per image of ``apply``."""
+    import inspect
+
     from fastssl_loader.plan import ViewPlan
+
+    # revisions before plan sharing bound the view index at construction; later ones take it in sample()
+    view_bound = "view_index" in inspect.signature(ViewPlan).parameters
 
     src = np.concatenate([im.reshape(-1) for im in images])
     sizes = np.array([im.size for im in images], np.int64)
@@ -71,9 +76,14 @@ def measure(images: list[np.ndarray], repeats: int) -> dict[str, dict[str, float
     n = len(images)
     results: dict[str, dict[str, float]] = {}
     for view_index, (name, ops) in enumerate(views().items()):
-        plan = ViewPlan(ops, view_index % 2)
+        view = view_index % 2
+        plan = ViewPlan(ops, view) if view_bound else ViewPlan(ops)
         params = np.zeros((n, plan.num_params), np.float64)
-        plan.sample(np.arange(n, dtype=np.int64), heights, widths, 0, 0, params)
+        ids = np.arange(n, dtype=np.int64)
+        if view_bound:
+            plan.sample(ids, heights, widths, 0, 0, params)
+        else:
+            plan.sample(ids, heights, widths, 0, 0, view, params)
         for dtype in (np.uint8, np.float32):
             out = np.empty((n, 3, *plan.output_size(0)), dtype)
 

@@ -19,24 +19,24 @@ e + 1, ...), so calling it every epoch, as with ``DistributedSampler``, gives th
 and every augmentation are functions of ``(seed, epoch)``, so an epoch never repeats the previous one's
 augmentations. ``loader.epoch`` is the epoch of the latest iteration.
 
-Threads: ``num_workers`` threads each build whole batches. For each sample they draw every view's
-parameters, decode the sample ONCE, then run every view's compiled kernel. The batches go into
-``batches_ahead + num_workers`` preallocated slots and are delivered in order. Starting a new iteration
-stops the previous one. The threads also stop when the iterator is dropped (breaking out of a loop),
-on ``close()`` (or leaving a ``with loader:`` block), on Ctrl-C while waiting, and on an error. A worker's
-error, such as :class:`CorruptSampleError` naming the sample and file, is raised by ``next()`` when its
-batch is due.
+Threads: the call path is ``Loader.__iter__`` -> :class:`_EpochIterator` (consumer) -> ``num_workers``
+threads running :meth:`_Run.work` -> each its own :class:`~fastssl_loader.builder.BatchBuilder` (decode once,
+every view, DCT scale) -> the views' compiled plans -> :class:`~fastssl_loader.device.DeviceStage`. Batches go
+into ``batches_ahead + num_workers`` preallocated slots (:class:`_SlotRing` says who may reuse a slot, and
+when) and are delivered in order. Starting a new iteration stops the previous one. The threads also stop
+when the iterator is dropped (breaking out of a loop), on ``close()`` (or leaving a ``with loader:`` block),
+on Ctrl-C while waiting, and on an error. Any exception in a worker (while waiting for a slot, decoding,
+rendering), such as :class:`CorruptSampleError` naming the sample and file, is raised by ``next()`` when the
+batch it was working on, or the first batch nobody claimed, is due.
+
+Resuming: ``state = loader.state_dict()`` between batches, then ``loader.load_state_dict(state)`` on a
+loader with the same settings: its next ``iter()`` yields the rest of that epoch exactly as the uninterrupted
+run would have (``torchdata``'s ``StatefulDataLoader`` convention).
 
 Sharding (``distributed=True``) and the orders are described in :mod:`fastssl_loader.order`.
-Compilation: views with equal ops share one compiled plan per process (:func:`compiled_plan`).
+Compilation: views with equal ops share one compiled plan per process (:func:`~fastssl_loader.plan.compiled_plan`).
 ``warmup()`` compiles before the first epoch and records the seconds in ``loader.stats["compile_s"]``.
-
-DCT scaling (``dct_scale=True``): a JPEG sample is decoded at 1/s size (s in 1, 2, 4, 8). s is the largest
-value for which every view's crop box, in stored pixels, is still at least s times that view's output size
-in both dimensions. Every view therefore still downscales from the decoded image. Pixel effect: libjpeg's
-DCT-domain reduction roughly box-averages s x s blocks, and the antialiased resize then covers the rest of
-the factor. The result differs from a full decode followed by one antialiased resize by a few levels on
-edges, but not in geometry. ``dct_scale=False`` always decodes at full size.
+DCT scaling (``dct_scale``) is described in :mod:`fastssl_loader.builder`.
 
 Validity: on CPU the returned float32/uint8 tensors share the slot's memory, so a batch stays valid until
 the next batch is requested (or a new iteration starts). Clone to keep it. float16/bfloat16, channels_last
@@ -44,29 +44,26 @@ and CUDA tensors are new tensors owned by the user (see :mod:`fastssl_loader.dev
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 import time
 import weakref
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator
 
 import numpy as np
 import torch
 
-from . import jpeg
+from .builder import BatchBuilder, BuiltBatch
 from .cpu import usable_cores
 from .device import DeviceStage
-from .errors import CorruptSampleError
-from .format import STORAGE_JPEG
 from .ops.base import Op
 from .order import EpochOrder
-from .plan import ViewPlan
+from .plan import ViewPlan, compiled_plan, ops_key
 from .reader import DatasetReader
 
 _JOIN_TIMEOUT_S = 60.0
 _POLL_S = 0.2
-_PLANS: dict[tuple, ViewPlan] = {}
-_PLANS_LOCK = threading.Lock()
 
 
 def _check_int(name: str, value: Any, minimum: int) -> int:
@@ -87,18 +84,14 @@ def _view_lists(views: Any) -> list[list[Op]]:
     return [list(view) for view in views]
 
 
-def compiled_plan(ops: Sequence[Op], view_index: int) -> ViewPlan:
-    """The process-wide ViewPlan for this view: equal op lists (same op types and attribute values) share
-    one compiled plan, so a second Loader, or a preset built twice, compiles nothing.
-
-    Ops are treated as immutable values. The cache holds one plan per distinct view for the process.
-    """
-    key = (int(view_index), tuple((type(op), tuple(sorted((k, repr(v)) for k, v in vars(op).items())))
-                                  for op in ops))
-    with _PLANS_LOCK:
-        if key not in _PLANS:
-            _PLANS[key] = ViewPlan(ops, view_index)
-        return _PLANS[key]
+def _plan_of_view(index: int, ops: list[Op]) -> ViewPlan:
+    """The shared compiled plan of ``views[index]``; an invalid view's error names its index."""
+    try:
+        return compiled_plan(ops)
+    except ValueError as exc:
+        raise ValueError(f"views[{index}]: {exc}") from exc
+    except TypeError as exc:
+        raise TypeError(f"views[{index}]: {exc}") from exc
 
 
 def _rank_and_world(distributed: bool, rank: int | None, world_size: int | None) -> tuple[int, int]:
@@ -119,19 +112,6 @@ def _rank_and_world(distributed: bool, rank: int | None, world_size: int | None)
     if rank >= world_size:
         raise ValueError(f"rank must be < world_size, got rank={rank}, world_size={world_size}")
     return rank, world_size
-
-
-class _WorkerBuffers:
-    """One worker's reusable memory: parameter rows per view and a decode scratch that grows when needed."""
-
-    def __init__(self, plans: Sequence[ViewPlan], batch_size: int) -> None:
-        self.params = [np.zeros((batch_size, plan.num_params), dtype=np.float64) for plan in plans]
-        self._scratch = np.empty(0, dtype=np.uint8)
-
-    def scratch(self, nbytes: int) -> np.ndarray:
-        if nbytes > len(self._scratch):
-            self._scratch = np.empty(max(nbytes, 2 * len(self._scratch)), dtype=np.uint8)
-        return self._scratch
 
 
 class Loader:
@@ -159,7 +139,10 @@ class Loader:
             self.reader = DatasetReader(path_or_reader)
         else:
             raise TypeError(f"path_or_reader must be a path or a DatasetReader, got {type(path_or_reader)}")
-        self.plans = [compiled_plan(ops, i) for i, ops in enumerate(_view_lists(views))]
+        self.plans: list[ViewPlan] = [_plan_of_view(i, ops) for i, ops in enumerate(_view_lists(views))]
+        self.order = order
+        self.drop_last = bool(drop_last)
+        self._resume_at = 0  # batches of the next iteration's epoch to skip (load_state_dict)
         self._order = EpochOrder(len(self.reader), self.batch_size, order, self.seed, self.rank,
                                  self.world_size, bool(drop_last),
                                  offsets=self.reader.offsets if order == "quasi_random" else None)
@@ -167,8 +150,8 @@ class Loader:
         #: compile_s: warmup() seconds; batches: batches delivered; wait_s: seconds spent inside next()
         #: (waiting for workers plus the hand-over): near 0 when the loader keeps up with the consumer
         self.stats: dict[str, float] = {"compile_s": 0.0, "batches": 0, "wait_s": 0.0}
-        self._slots: list[list[np.ndarray]] = []
-        self._workers: list[_WorkerBuffers] = []
+        self._slots: list[list[np.ndarray]] = []  # allocated on the first iteration
+        self._builders: list[BatchBuilder] = []  # one per worker thread
         self._active: weakref.ref | None = None
         self._warm = False
 
@@ -177,8 +160,47 @@ class Loader:
         return len(self._order)
 
     def set_epoch(self, epoch: int) -> None:
-        """Make the next ``iter()`` run ``epoch`` (later ones continue from it)."""
+        """Make the next ``iter()`` run ``epoch`` from its start (later ones continue from it)."""
         self._next_epoch = _check_int("epoch", epoch, 0)
+        self._resume_at = 0
+
+    def state_dict(self) -> dict[str, Any]:
+        """Where the loader stands, to resume exactly there (torchdata ``StatefulDataLoader`` convention).
+
+        ``epoch`` and ``position`` (batches already yielded in it) say what the next ``iter()`` after
+        :meth:`load_state_dict` continues with; the other entries are settings a resumed loader must share.
+        """
+        iterator = self._active() if self._active is not None else None
+        if iterator is not None and iterator.position < len(self):
+            epoch, position = self.epoch, iterator.position
+        else:
+            epoch, position = self._next_epoch, self._resume_at
+        return {"epoch": epoch, "position": position, **self._settings()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Make the next ``iter()`` continue ``state["epoch"]`` after its first ``state["position"]`` batches,
+        yielding exactly the batches an uninterrupted run would have; later iterations continue with the next
+        epochs as usual. A state from a loader with other settings is a ValueError naming them."""
+        missing = {"epoch", "position", *self._settings()} - set(state)
+        if missing:
+            raise ValueError(f"load_state_dict: state lacks {sorted(missing)}")
+        differ = [f"{k}: state {state[k]!r}, loader {v!r}" for k, v in self._settings().items() if state[k] != v]
+        if differ:
+            raise ValueError("load_state_dict: the state comes from a loader with other settings (" +
+                             "; ".join(differ) + ")")
+        epoch = _check_int("epoch", state["epoch"], 0)
+        position = _check_int("position", state["position"], 0)
+        if position > len(self):
+            raise ValueError(f"load_state_dict: position {position} is past the epoch's {len(self)} batches")
+        self._stop_active()
+        self._next_epoch, self._resume_at = epoch, position
+
+    def _settings(self) -> dict[str, Any]:
+        """What must match between a saved state and the loader that resumes it."""
+        views = hashlib.sha256(repr([ops_key(plan.ops) for plan in self.plans]).encode()).hexdigest()[:16]
+        return {"seed": self.seed, "dataset_length": len(self.reader), "batch_size": self.batch_size,
+                "order": self.order, "world_size": self.world_size, "rank": self.rank, "drop_last": self.drop_last,
+                "views": views}
 
     def param_names(self, view: int) -> list[str]:
         """Names of the columns of view ``view``'s parameter array (``return_params=True``)."""
@@ -190,7 +212,7 @@ class Loader:
             start = time.perf_counter()
             outs = [np.empty(3 * h * w, dtype=self._device.host_dtype)
                     for h, w in (plan.max_output_size for plan in self.plans)]
-            self._build(_WorkerBuffers(self.plans, 1), outs, np.zeros(1, dtype=np.int64), self._next_epoch)
+            self._builder(1).build(np.zeros(1, dtype=np.int64), self._next_epoch, outs)
             self.stats["compile_s"] = time.perf_counter() - start
         self._warm = True
         return self.stats["compile_s"]
@@ -202,12 +224,18 @@ class Loader:
             sizes = [3 * h * w * self.batch_size for h, w in (plan.max_output_size for plan in self.plans)]
             self._slots = [[self._device.allocate(n) for n in sizes]
                            for _ in range(self.batches_ahead + self.num_workers)]
-            self._workers = [_WorkerBuffers(self.plans, self.batch_size) for _ in range(self.num_workers)]
+            self._builders = [self._builder(self.batch_size) for _ in range(self.num_workers)]
         self.epoch = self._next_epoch
         self._next_epoch = self.epoch + 1
-        iterator = _EpochIterator(self, self._order.batches(self.epoch), self.epoch)
+        start, self._resume_at = self._resume_at, 0
+        batches = self._order.batches(self.epoch)
+        iterator = _EpochIterator(self, _Run(batches[start:], self.epoch, self._slots, self._device),
+                                  self._builders, start)
         self._active = weakref.ref(iterator)
         return iterator
+
+    def _builder(self, batch_size: int) -> BatchBuilder:
+        return BatchBuilder(self.reader, self.plans, seed=self.seed, dct_scale=self.dct_scale, batch_size=batch_size)
 
     def close(self) -> None:
         """Stop the running iteration's threads (dropping the iterator does it too: a running iterator keeps
@@ -228,127 +256,106 @@ class Loader:
                 raise RuntimeError(f"the previous iteration's workers did not stop within {_JOIN_TIMEOUT_S} s")
         self._active = None
 
-    # ---- batch building (runs in worker threads) -------------------------------------------------------
 
-    def _build(self, buffers: _WorkerBuffers, outs: Sequence[np.ndarray], ids: np.ndarray,
-               epoch: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """Fill ``outs`` (one flat host buffer per view) with the views of samples ``ids``.
+class _SlotRing:
+    """Ownership of the loader's batch slots, in one place.
 
-        Returns the [n, 3, H, W] views of ``outs`` and the per-view parameter rows (views of ``buffers``).
-        """
-        reader, n = self.reader, len(ids)
-        heights, widths = reader.heights[ids], reader.widths[ids]
-        params = [p[:n] for p in buffers.params]
-        for plan, p in zip(self.plans, params):
-            plan.sample(ids, heights, widths, self.seed, epoch, p)
-        src, offsets, src_h, src_w = self._decode(buffers, ids, heights, widths, params, epoch)
-        views = []
-        for plan, p, flat in zip(self.plans, params, outs):
-            h, w = plan.output_size(epoch)
-            out = flat[:n * 3 * h * w].reshape(n, 3, h, w)
-            plan.apply(src, offsets, src_h, src_w, heights, widths, p, out, epoch)
-            views.append(out)
-        return views, params
+    Batch b of an epoch is built into slot ``b % num_slots``. The consumer owns the slot of the batch it last
+    returned (its CPU tensors share the slot's memory) until it asks for the next batch: only then does it
+    release every batch before its position. So a worker may start writing batch b into its slot when (1) batch
+    ``b - num_slots``, the slot's previous tenant, has been released by the consumer, and (2) the device copy
+    out of that slot has finished: on CUDA, ``DeviceStage.deliver`` records an event after the
+    non-blocking copy and :meth:`DeviceStage.wait_slot` blocks on it (FFCV issue #198: a pinned slot refilled
+    while its copy still ran). :meth:`acquire` does both, in that order; nothing else touches slot reuse.
+    """
 
-    def _dct_scales(self, params: Sequence[np.ndarray], epoch: int) -> np.ndarray:
-        """Per sample, the largest s in {1, 2, 4, 8} with every view's crop >= s x its output size."""
-        ratio = None
-        for plan, p in zip(self.plans, params):
-            boxes = plan.crop_boxes(p)
-            h, w = plan.output_size(epoch)
-            r = np.minimum(boxes[:, 2] / h, boxes[:, 3] / w)
-            ratio = r if ratio is None else np.minimum(ratio, r)
-        return np.left_shift(1, np.clip(np.floor(np.log2(np.maximum(ratio, 1.0))), 0, 3).astype(np.int64))
+    def __init__(self, slots: list[list[np.ndarray]], device: DeviceStage, cond: threading.Condition,
+                 stop: threading.Event) -> None:
+        self.slots = slots
+        self.device = device
+        self._cond = cond
+        self._stop = stop
+        self._released = 0  # batches < _released have given their slot back
 
-    def _decode(self, buffers: _WorkerBuffers, ids: np.ndarray, heights: np.ndarray, widths: np.ndarray,
-                params: Sequence[np.ndarray], epoch: int) -> tuple[np.ndarray, ...]:
-        """(src, offsets, src_heights, src_widths) for plan.apply: each sample decoded once.
+    def acquire(self, b: int) -> list[np.ndarray] | None:
+        """Block until batch ``b`` may write its slot; the slot's buffers, or None when the run stopped."""
+        with self._cond:
+            while b - len(self.slots) >= self._released and not self._stop.is_set():
+                self._cond.wait(_POLL_S)
+            if self._stop.is_set():
+                return None
+        self.device.wait_slot(b % len(self.slots))
+        return self.slots[b % len(self.slots)]
 
-        An all-raw batch is read in place from the mapped file; otherwise every sample goes into the scratch.
-        """
-        reader = self.reader
-        is_jpeg = reader.storage[ids] == STORAGE_JPEG
-        if not is_jpeg.any():
-            return reader.data, reader.offsets[ids], heights, widths
-        scales = self._dct_scales(params, epoch) if self.dct_scale else np.ones(len(ids), dtype=np.int64)
-        src_h, src_w = heights.copy(), widths.copy()
-        for i in np.flatnonzero(is_jpeg):
-            src_h[i], src_w[i] = jpeg.scaled_shape(heights[i], widths[i], int(scales[i]))
-        nbytes = src_h * src_w * 3
-        offsets = np.concatenate(([0], np.cumsum(nbytes)[:-1])).astype(np.int64)
-        scratch = buffers.scratch(int(nbytes.sum()))
-        for i, sample in enumerate(ids):
-            start, size = int(reader.offsets[sample]), int(reader.sizes[sample])
-            payload, dest = reader.data[start:start + size], scratch[offsets[i]:offsets[i] + nbytes[i]]
-            if not is_jpeg[i]:
-                dest[:] = payload
-                continue
-            try:
-                image = jpeg.decode_jpeg(payload, scale=int(scales[i]), out=dest)
-            except ValueError as exc:
-                raise CorruptSampleError(int(sample), str(exc), str(reader.path)) from exc
-            if image.shape != (src_h[i], src_w[i], 3):
-                raise CorruptSampleError(int(sample), f"decoded shape {image.shape} but the index says "
-                                                      f"{heights[i]}x{widths[i]} (scale 1/{scales[i]})",
-                                         str(reader.path))
-        src = scratch.view()
-        src.flags.writeable = False  # the mapped file's Numba type too: one compiled kernel serves both paths
-        return src, offsets, src_h, src_w
+    def release_before(self, b: int) -> None:
+        """The consumer is done with every batch before ``b`` (call with the condition held)."""
+        self._released = b
+        self._cond.notify_all()
 
 
 class _Run:
-    """State shared by one iteration's worker threads and its consumer (never references the iterator)."""
+    """One iteration's shared state: the batches to build, the slots, the results handed to the consumer.
 
-    def __init__(self, loader: Loader, batches: list[np.ndarray], epoch: int) -> None:
-        self.loader = loader
+    Never references the iterator or the loader, so dropping the iterator stops the run.
+    """
+
+    def __init__(self, batches: list[np.ndarray], epoch: int, slots: list[list[np.ndarray]],
+                 device: DeviceStage) -> None:
         self.batches = batches
         self.epoch = epoch
-        self.num_slots = len(loader._slots)
+        self.device = device
         self.cond = threading.Condition()
         self.stop = threading.Event()
+        self.slots = _SlotRing(slots, device, self.cond, self.stop)
         self.next_batch = 0  # next batch to hand to a worker
-        self.released = 0  # batches < released have given their slot back
-        self.results: dict[int, Any] = {}
+        self.results: dict[int, BuiltBatch | BaseException] = {}
 
-    def work(self, buffers: _WorkerBuffers) -> None:
-        """Worker thread: claim batches in order, wait for their slot, build them, publish the result."""
-        loader = self.loader
-        while True:
-            with self.cond:
-                if self.stop.is_set() or self.next_batch >= len(self.batches):
+    def work(self, builder: BatchBuilder) -> None:
+        """Worker thread: claim batches in order, acquire their slot, build them, publish them.
+
+        Any exception, wherever it happens, is published in place of the batch being worked on (or, before a
+        claim, of the first unclaimed batch) and ends the claiming: the consumer raises it when that batch is due.
+        """
+        b = None
+        try:
+            while (b := self._claim()) is not None:
+                outs = self.slots.acquire(b)
+                if outs is None:
                     return
-                b = self.next_batch
-                self.next_batch += 1
-                while b - self.num_slots >= self.released and not self.stop.is_set():
-                    self.cond.wait(_POLL_S)
-                if self.stop.is_set():
-                    return
-            slot = b % self.num_slots
-            ids = np.ascontiguousarray(self.batches[b], dtype=np.int64)
-            try:
-                loader._device.wait_slot(slot)
-                views, params = loader._build(buffers, loader._slots[slot], ids, self.epoch)
-                result: Any = (slot, views, ids, [p.copy() for p in params])
-            except BaseException as exc:  # handed to the consumer, raised there
-                result = exc
+                self._publish(b, builder.build(self.batches[b], self.epoch, outs))
+                b = None
+        except BaseException as exc:  # handed to the consumer, raised there
             with self.cond:
-                self.results[b] = result
-                if isinstance(result, BaseException):
-                    self.next_batch = len(self.batches)  # claim no more batches: the epoch ends at b
-                self.cond.notify_all()
+                self._publish(self.next_batch if b is None else b, exc)
+
+    def _claim(self) -> int | None:
+        """The next batch to build, or None when the run is stopped or every batch is claimed."""
+        with self.cond:
+            if self.stop.is_set() or self.next_batch >= len(self.batches):
+                return None
+            self.next_batch += 1
+            return self.next_batch - 1
+
+    def _publish(self, b: int, result: BuiltBatch | BaseException) -> None:
+        with self.cond:
+            self.results[b] = result
+            if isinstance(result, BaseException):
+                self.next_batch = len(self.batches)  # claim no more batches: the epoch ends at b
+            self.cond.notify_all()
 
 
 class _EpochIterator:
     """One pass over one epoch: starts the workers, yields batches in order, stops the workers."""
 
-    def __init__(self, loader: Loader, batches: list[np.ndarray], epoch: int) -> None:
-        self._loader = loader
-        self._run = _Run(loader, batches, epoch)
+    def __init__(self, loader: Loader, run: _Run, builders: list[BatchBuilder], start: int) -> None:
+        self._loader = loader  # keeps the loader (reader, slots) alive while the iteration runs
+        self._run = run
+        self._start = start  # batches of the epoch skipped by a resumed iteration
+        self._device = run.device
         self._position = 0
-        self._threads = [threading.Thread(target=self._run.work, args=(buffers,), daemon=True,
+        self._threads = [threading.Thread(target=run.work, args=(builder,), daemon=True,
                                           name=f"fastssl-loader-worker-{i}")
-                         for i, buffers in enumerate(loader._workers[:max(1, min(len(batches),
-                                                                                 loader.num_workers))])]
+                         for i, builder in enumerate(builders[:max(1, min(len(run.batches), len(builders)))])]
         for thread in self._threads:
             thread.start()
 
@@ -357,6 +364,11 @@ class _EpochIterator:
 
     def __len__(self) -> int:
         return len(self._run.batches) - self._position
+
+    @property
+    def position(self) -> int:
+        """Batches of the epoch already yielded (including those a resumed iteration skipped)."""
+        return self._start + self._position
 
     def __next__(self) -> tuple:
         run, loader = self._run, self._loader
@@ -368,27 +380,25 @@ class _EpochIterator:
             result = self._wait_for_batch()
             if isinstance(result, BaseException):
                 raise result
-            slot, views, ids, params = result
-            batch: tuple = (loader._device.deliver(slot, views),
-                            loader._device.labels(torch.from_numpy(loader.reader.labels[ids])))
+            views = self._device.deliver(self._position % len(run.slots.slots), result.views)
+            batch: tuple = (views, self._device.labels(torch.from_numpy(result.labels)))
         except BaseException:  # a worker's error, Ctrl-C while waiting, a failed copy: stop the workers first
             self.close()
             raise
         if loader.return_indices:
-            batch += (torch.from_numpy(ids),)
+            batch += (torch.from_numpy(result.ids),)
         if loader.return_params:
-            batch += (params,)
+            batch += (result.params,)
         self._position += 1
         loader.stats["batches"] += 1
         loader.stats["wait_s"] += time.perf_counter() - start
         return batch
 
-    def _wait_for_batch(self) -> Any:
+    def _wait_for_batch(self) -> BuiltBatch | BaseException:
         """Give the previous batch's slot back, then block until the current batch (or its error) is ready."""
         run = self._run
         with run.cond:
-            run.released = self._position  # the previous batch's slot may now be refilled
-            run.cond.notify_all()
+            run.slots.release_before(self._position)  # the previous batch's slot may now be refilled
             while self._position not in run.results:
                 if not self.alive():
                     raise RuntimeError("loader workers stopped without producing batch "

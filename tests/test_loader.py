@@ -15,7 +15,7 @@ from numba.core.event import install_recorder
 from fastssl_loader import DatasetReader, Loader, ProgressiveResolution, jpeg, write_dataset
 from fastssl_loader.errors import DatasetFormatError
 from fastssl_loader.format import STORAGE_JPEG, STORAGE_RAW
-from fastssl_loader.loader import compiled_plan
+from fastssl_loader.plan import compiled_plan
 from fastssl_loader.ops import CenterCrop, Normalize, RandomHorizontalFlip, RandomResizedCrop
 from tests.conftest import natural_image
 
@@ -222,10 +222,25 @@ def test_pixels_are_exact_on_cifar(tmp_path, cifar10_dir):
 
 
 def test_equal_views_share_one_compiled_plan():
-    plan = compiled_plan([RandomResizedCrop(16, scale=(0.05, 0.4)), RandomHorizontalFlip()], 1)
-    assert compiled_plan(SMALL, 1) is plan  # new op objects, same values
-    assert compiled_plan([RandomResizedCrop(16, scale=(0.05, 0.5)), RandomHorizontalFlip()], 1) is not plan
-    assert compiled_plan(SMALL, 0) is not plan  # the view index keys the random streams
+    plan = compiled_plan([RandomResizedCrop(16, scale=(0.05, 0.4)), RandomHorizontalFlip()])
+    assert compiled_plan(SMALL) is plan  # new op objects, same values
+    assert compiled_plan([RandomResizedCrop(16, scale=(0.05, 0.5)), RandomHorizontalFlip()]) is not plan
+
+
+def test_equal_views_of_one_loader_share_a_plan_but_not_their_randomness(mixed_file):
+    loader = Loader(mixed_file, 8, [SMALL, list(SMALL), BIG], num_workers=1, order="sequential",
+                    dtype=torch.uint8, return_params=True)
+    assert loader.plans[0] is loader.plans[1] is compiled_plan(SMALL) and loader.plans[2] is not loader.plans[0]
+    views, _, params = next(iter(loader))
+    assert not np.array_equal(params[0], params[1])  # view 0 and view 1 draw from their own streams
+    assert not torch.equal(views[0], views[1])
+    # the view index keys the stream exactly as before plans were shared: (seed, epoch, sample, view)
+    ids = np.arange(8, dtype=np.int64)
+    reader = loader.reader
+    for view in (0, 1):
+        expected = np.zeros_like(params[view])
+        compiled_plan(SMALL).sample(ids, reader.heights[ids], reader.widths[ids], 0, 0, view, expected)
+        np.testing.assert_array_equal(params[view], expected)
 
 
 def test_warmup_reports_compile_time_separately(mixed_file):

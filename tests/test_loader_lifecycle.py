@@ -12,8 +12,10 @@ import numpy as np
 import psutil
 import pytest
 
-from fastssl_loader import DatasetReader, Loader, jpeg, write_dataset
+from fastssl_loader import DatasetReader, Loader, write_dataset
+from fastssl_loader.builder import BatchBuilder
 from fastssl_loader.errors import CorruptSampleError
+from fastssl_loader.loader import _SlotRing
 from fastssl_loader.ops import Normalize, RandomHorizontalFlip, RandomResizedCrop
 from tests.conftest import natural_image
 
@@ -100,27 +102,81 @@ def test_repeated_create_iterate_break_cycles_leak_nothing(jpeg_file):
     assert rss[-1] - rss[4] < 20e6, f"RSS grew by {(rss[-1] - rss[4]) / 1e6:.1f} MB over 15 cycles"
 
 
+def _block_builds(monkeypatch) -> threading.Event:
+    """Make every batch build wait until the returned event is set (the consumer then has to wait)."""
+    release = threading.Event()
+    real = BatchBuilder.build
+
+    def blocked(self, *args, **kwargs):
+        release.wait()
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(BatchBuilder, "build", blocked)
+    return release
+
+
 def test_ctrl_c_while_waiting_stops_the_threads(jpeg_file, monkeypatch):
+    """SIGINT arrives (Python's default handler, via interrupt_main) exactly while next() waits for a batch
+    that cannot be ready: every build is blocked until the interrupt has been sent."""
     loader = Loader(jpeg_file, 4, [SMALL], num_workers=2)
     loader.warmup()
-    real = jpeg.decode_jpeg
-
-    def slow(*args, **kwargs):
-        time.sleep(0.3)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(jpeg, "decode_jpeg", slow)
+    release = _block_builds(monkeypatch)
     iterator = iter(loader)
-    timer = threading.Timer(0.3, _thread.interrupt_main)
-    timer.start()
-    start = time.monotonic()
+    cond = iterator._run.cond
+    real_wait = cond.wait
+    interrupted = []
+
+    def wait(timeout=None):
+        if threading.current_thread() is threading.main_thread() and not interrupted:
+            interrupted.append(True)
+            release.set()  # the workers may finish their batch now; the consumer must not take it
+            _thread.interrupt_main()  # raised at the next bytecode boundary, still inside next()
+        return real_wait(timeout)
+
+    monkeypatch.setattr(cond, "wait", wait)
     with pytest.raises(KeyboardInterrupt):
         next(iterator)
-    assert time.monotonic() - start < 5.0
-    timer.join()
+    assert interrupted == [True]
     assert not _workers()  # next() stopped them before letting the interrupt through
     with pytest.raises(StopIteration):
         next(iterator)
+
+
+@pytest.mark.parametrize("where", ["slot_ring", "device"])
+def test_an_error_while_waiting_for_a_slot_reaches_the_consumer(jpeg_file, monkeypatch, where):
+    """A failure before any batch is built (acquiring the slot, the device's copy-done wait) is raised by
+    next(), not left to a consumer waiting forever."""
+    loader = Loader(jpeg_file, 4, [SMALL], num_workers=2)
+
+    def failing(*args):
+        raise OSError("slot wait failed")
+
+    if where == "slot_ring":
+        monkeypatch.setattr(_SlotRing, "acquire", failing)
+    else:
+        monkeypatch.setattr(loader._device, "wait_slot", failing)
+    with pytest.raises(OSError, match="slot wait failed"):
+        next(iter(loader))
+    assert not _workers()
+
+
+def test_an_error_after_some_batches_arrives_in_order(jpeg_file, monkeypatch):
+    """The slot wait of batch 5 fails: batches 0-4 are delivered, then next() raises."""
+    loader = Loader(jpeg_file, 4, [SMALL], num_workers=2, order="sequential", batches_ahead=1)
+    real = _SlotRing.acquire
+
+    def failing_at_5(self, b):
+        if b == 5:
+            raise OSError("slot wait of batch 5 failed")
+        return real(self, b)
+
+    monkeypatch.setattr(_SlotRing, "acquire", failing_at_5)
+    delivered = 0
+    with pytest.raises(OSError, match="batch 5"):
+        for _ in loader:
+            delivered += 1
+    assert delivered == 5
+    assert not _workers()
 
 
 def test_a_failed_hand_over_stops_the_threads(jpeg_file, monkeypatch):

@@ -19,7 +19,7 @@ STD = (0.2, 0.25, 0.3)
 @pytest.fixture(scope="module")
 def flip_plan() -> ViewPlan:
     """RRC to a non-square size, flip, normalise: compiled once for the module."""
-    return ViewPlan([ops.RandomResizedCrop((24, 20)), ops.RandomHorizontalFlip(0.5), ops.Normalize(MEAN, STD)], 1)
+    return ViewPlan([ops.RandomResizedCrop((24, 20)), ops.RandomHorizontalFlip(0.5), ops.Normalize(MEAN, STD)])
 
 
 def _batch(shapes: list[tuple[int, int]], seed: int = 0):
@@ -37,9 +37,9 @@ def _batch(shapes: list[tuple[int, int]], seed: int = 0):
 SHAPES = [(40, 50), (31, 33), (64, 48), (20, 90), (50, 50), (37, 41)]
 
 
-def _sample(plan: ViewPlan, ids, heights, widths, seed=0, epoch=0) -> np.ndarray:
+def _sample(plan: ViewPlan, ids, heights, widths, seed=0, epoch=0, view=1) -> np.ndarray:
     params = np.zeros((len(ids), plan.num_params))
-    plan.sample(np.asarray(ids, np.int64), heights, widths, seed, epoch, params)
+    plan.sample(np.asarray(ids, np.int64), heights, widths, seed, epoch, view, params)
     return params
 
 
@@ -61,8 +61,7 @@ def test_params_depend_only_on_seed_epoch_sample_view(flip_plan: ViewPlan) -> No
     # other epoch, seed or view: other crops
     assert not np.array_equal(_sample(flip_plan, ids, heights, widths, epoch=1), whole)
     assert not np.array_equal(_sample(flip_plan, ids, heights, widths, seed=1), whole)
-    other_view = ViewPlan([ops.RandomResizedCrop((24, 20)), ops.RandomHorizontalFlip(0.5)], 2)
-    assert not np.array_equal(_sample(other_view, ids, heights, widths), whole)
+    assert not np.array_equal(_sample(flip_plan, ids, heights, widths, view=2), whole)
 
 
 def test_crop_boxes_are_the_sampled_boxes(flip_plan: ViewPlan) -> None:
@@ -113,7 +112,7 @@ def test_float_output_is_torchvision_normalize(flip_plan: ViewPlan) -> None:
 
 
 def test_float_output_without_normalize_is_unit_range() -> None:
-    plan = ViewPlan([ops.CenterCrop(16)], 0)
+    plan = ViewPlan([ops.CenterCrop(16)])
     _, src, offsets, heights, widths = _batch([(16, 16), (20, 18)])
     params = _sample(plan, [0, 1], heights, widths)
     out8 = np.zeros((2, 3, 16, 16), np.uint8)
@@ -141,7 +140,7 @@ def test_downscaled_source_reads_mapped_boxes(flip_plan: ViewPlan) -> None:
 
 def test_progressive_resolution_does_not_recompile() -> None:
     schedule = ProgressiveResolution(16, 32, start_epoch=0, end_epoch=4, multiple_of=8)
-    plan = ViewPlan([ops.RandomResizedCrop(schedule), ops.RandomHorizontalFlip()], 0)
+    plan = ViewPlan([ops.RandomResizedCrop(schedule), ops.RandomHorizontalFlip()])
     assert plan.max_output_size == (32, 32)
     _, src, offsets, heights, widths = _batch(SHAPES[:3])
     buffer = np.zeros((3, 3) + plan.max_output_size, np.uint8)  # allocated once at the largest size
@@ -161,7 +160,7 @@ def test_progressive_resolution_does_not_recompile() -> None:
 def test_multi_size_views_from_one_buffer() -> None:
     """DINO-style: one decoded image, views of different sizes, each plan writes its own batch."""
     views = presets.dino(global_size=32, local_size=16, n_local=1, normalize=False, cifar=True)
-    plans = [ViewPlan([v[0], v[1]], k) for k, v in enumerate([views[0], views[2]])]
+    plans = [ViewPlan([v[0], v[1]]) for v in [views[0], views[2]]]
     _, src, offsets, heights, widths = _batch(SHAPES[:2])
     for plan, size in zip(plans, [(32, 32), (16, 16)]):
         assert plan.output_size(0) == size
@@ -174,7 +173,7 @@ def test_multi_size_views_from_one_buffer() -> None:
 def test_full_byol_view_runs_and_records_every_op() -> None:
     """A complete BYOL view 2 (jitter, gray, blur, solarize) compiles into one plan and fills every column."""
     view = presets.byol(32, cifar=False)[1]
-    plan = ViewPlan(view, 1)
+    plan = ViewPlan(view)
     assert plan.param_names[:5] == ["top", "left", "height", "width", "flip"]
     assert {"jitter", "gray", "blur", "solarize"} <= set(plan.param_names)
     shapes = [(40, 50)] * 8
@@ -190,17 +189,16 @@ def test_plan_rejects_bad_views() -> None:
     flip = ops.RandomHorizontalFlip()
     norm = ops.Normalize()
     with pytest.raises(ValueError, match="geometry op"):
-        ViewPlan([flip], 0)
+        ViewPlan([flip])
     with pytest.raises(ValueError, match="at least"):
-        ViewPlan([], 0)
+        ViewPlan([])
     with pytest.raises(ValueError, match="second geometry"):
-        ViewPlan([rrc, ops.CenterCrop(4)], 0)
+        ViewPlan([rrc, ops.CenterCrop(4)])
     with pytest.raises(ValueError, match="last"):
-        ViewPlan([rrc, norm, flip], 0)
+        ViewPlan([rrc, norm, flip])
     with pytest.raises(TypeError, match="not a fastssl_loader op"):
-        ViewPlan([rrc, "flip"], 0)
-    with pytest.raises(ValueError, match="view_index"):
-        ViewPlan([rrc], -1)
+        ViewPlan([rrc, "flip"])
+
 
 
 def test_apply_and_sample_reject_bad_buffers(flip_plan: ViewPlan) -> None:
@@ -214,19 +212,21 @@ def test_apply_and_sample_reject_bad_buffers(flip_plan: ViewPlan) -> None:
         flip_plan.apply(src[:100], offsets, heights, widths, heights, widths, params,
                         np.zeros((2, 3, 24, 20), np.uint8), 0)
     with pytest.raises(ValueError, match="float64"):
-        flip_plan.sample(np.arange(2), heights, widths, 0, 0, np.zeros((2, 4)))
+        flip_plan.sample(np.arange(2), heights, widths, 0, 0, 1, np.zeros((2, 4)))
     with pytest.raises(ValueError, match="empty image"):
-        flip_plan.sample(np.arange(2), np.array([5, 0]), widths, 0, 0, np.zeros((2, 5)))
+        flip_plan.sample(np.arange(2), np.array([5, 0]), widths, 0, 0, 1, np.zeros((2, 5)))
+    with pytest.raises(ValueError, match="view must be"):
+        flip_plan.sample(np.arange(2), heights, widths, 0, 0, -1, np.zeros((2, 5)))
 
 
 _CACHE_SCRIPT = """
 import sys, numpy as np
 from fastssl_loader import ops
 from fastssl_loader.plan import ViewPlan
-plan = ViewPlan([ops.RandomResizedCrop(8), ops.RandomHorizontalFlip(float(sys.argv[1]))], 0)
+plan = ViewPlan([ops.RandomResizedCrop(8), ops.RandomHorizontalFlip(float(sys.argv[1]))])
 params = np.zeros((16, plan.num_params))
 sizes = np.full(16, 12, np.int64)
-plan.sample(np.arange(16), sizes, sizes, 0, 0, params)
+plan.sample(np.arange(16), sizes, sizes, 0, 0, 0, params)
 print(int(params[:, 4].sum()), sum(plan._sample.stats.cache_hits.values()))
 """
 
@@ -248,3 +248,105 @@ def test_driver_cache_is_reused_across_processes_and_keyed_by_arguments(tmp_path
     assert run("0.0") == (0, 0)       # compiled and written
     assert run("0.0") == (0, 1)       # loaded from the cache
     assert run("1.0") == (16, 0)      # other argument: other driver, never the stale one
+
+
+_RAND_LINE = "    return float(next_u64(state) >> np.uint64(11)) * _TO_UNIT\n"
+
+
+@pytest.mark.slow
+def test_editing_a_helper_module_never_runs_stale_compiled_code(tmp_path) -> None:
+    """rng.rand is two calls away from the flip sampler's driver (driver -> coin sampler -> sample_coin in
+    ops/base.py -> rng.rand) and lives in another file: editing it must change the next process's result."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import fastssl_loader
+
+    package = tmp_path / "copy" / "fastssl_loader"
+    shutil.copytree(Path(fastssl_loader.__file__).parent, package, ignore=shutil.ignore_patterns("__pycache__"))
+    env = dict(os.environ, FASTSSL_LOADER_CACHE=str(tmp_path / "cache"), PYTHONPATH=str(package.parent))
+
+    def flips() -> int:
+        done = subprocess.run([sys.executable, "-c", _CACHE_SCRIPT, "0.5"], env=env, capture_output=True,
+                              text=True, timeout=300, check=True, cwd=tmp_path)
+        return int(done.stdout.split()[0])
+
+    before = flips()
+    assert 0 < before < 16
+    rng_file = package / "rng.py"
+    assert _RAND_LINE in rng_file.read_text()
+    rng_file.write_text(rng_file.read_text().replace(_RAND_LINE, "    return 0.0 * float(next_u64(state))\n"))
+    assert flips() == 16  # rand() is now always 0 < p: every flip fires
+    rng_file.write_text(rng_file.read_text().replace("    return 0.0 * float(next_u64(state))\n", _RAND_LINE))
+    assert flips() == before  # and back
+
+
+def test_an_unwritable_cache_warns_once_and_compiles_in_memory(tmp_path, monkeypatch) -> None:
+    from fastssl_loader import plan as plan_module
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("FASTSSL_LOADER_CACHE", str(blocker / "cache"))
+    monkeypatch.setattr(plan_module, "_warned_uncached", False)
+    with pytest.warns(RuntimeWarning, match="not writable") as record:
+        first = ViewPlan([ops.RandomResizedCrop(8), ops.RandomHorizontalFlip(0.5)])
+        second = ViewPlan([ops.RandomResizedCrop(8), ops.RandomHorizontalFlip(0.25)])
+    assert len([w for w in record if "not writable" in str(w.message)]) == 1
+    assert first.driver_paths == [None, None, None] == second.driver_paths
+    ids = np.arange(64)
+    sizes = np.full(64, 12, np.int64)
+    params = _sample(second, ids, sizes, sizes)
+    assert 0 < params[:, 4].sum() < 64  # the in-memory driver runs
+
+
+def test_plan_source_is_the_generated_driver(flip_plan: ViewPlan) -> None:
+    assert "def sample_all(" in flip_plan.source and "def apply_all(" in flip_plan.source
+    assert "kernel_1(work, row[4:5])" in flip_plan.source  # the flip's kernel on its column
+    sample_path, *apply_paths = flip_plan.driver_paths  # the cached modules hold the same text
+    assert "def sample_all(" in sample_path.read_text() and sample_path.name.startswith("fastssl_plan_sample_all_")
+    for path, store in zip(apply_paths, ["store_uint8", "store_float"]):
+        assert f"{store}(work, out[i], scale, shift)" in path.read_text()
+
+
+_NO_JIT_SCRIPT = """
+import sys, numpy as np
+from fastssl_loader import DatasetReader, presets
+from fastssl_loader.builder import BatchBuilder
+from fastssl_loader.plan import compiled_plan
+view = presets.byol(16, cifar=False)[1]  # every pixel op: flip, jitter, gray, blur, solarize
+reader = DatasetReader(sys.argv[1])
+builder = BatchBuilder(reader, [compiled_plan(view)], seed=3, dct_scale=True, batch_size=4)
+out = np.empty(4 * 3 * 16 * 16, np.uint8)
+built = builder.build(np.arange(4), 1, [out])
+np.save(sys.argv[2], built.views[0])
+np.save(sys.argv[3], built.params[0])
+"""
+
+
+@pytest.mark.slow
+def test_a_batch_without_jit_equals_the_compiled_batch(tmp_path) -> None:
+    """NUMBA_DISABLE_JIT=1 runs every kernel as plain Python (for pdb): the same uint8 pixels and parameters."""
+    import os
+    import subprocess
+    import sys
+
+    from fastssl_loader import write_dataset
+    from tests.conftest import natural_image
+
+    path = tmp_path / "tiny.fssl"
+    write_dataset(path, [(natural_image(24 + 5 * i, 30 - 2 * i, seed=i), i) for i in range(4)], mode="jpeg",
+                  num_workers=0, progress=False)
+    results = {}
+    for jit in ("0", "1"):
+        env = dict(os.environ, NUMBA_DISABLE_JIT=jit)
+        pixels, params = tmp_path / f"pixels{jit}.npy", tmp_path / f"params{jit}.npy"
+        subprocess.run([sys.executable, "-W", "ignore::RuntimeWarning", "-c", _NO_JIT_SCRIPT, str(path),
+                        str(pixels), str(params)], env=env, check=True, timeout=600, capture_output=True)
+        results[jit] = np.load(pixels), np.load(params)
+    compiled, python = results["0"], results["1"]
+    assert compiled[0].shape == (4, 3, 16, 16) and compiled[0].std() > 5
+    np.testing.assert_array_equal(python[1], compiled[1])
+    np.testing.assert_array_equal(python[0], compiled[0])

@@ -28,8 +28,8 @@ ALL = [presets.simclr(), presets.byol(), presets.vicreg(), presets.barlow(), pre
 
 @pytest.mark.parametrize("views", ALL)
 def test_every_preset_view_builds_a_plan(views: list) -> None:
-    for k, view in enumerate(views):
-        plan = ViewPlan(view, k)
+    for view in views:
+        plan = ViewPlan(view)
         assert isinstance(view[0], ops.RandomResizedCrop)
         assert plan.normalize == (ops.IMAGENET_MEAN, ops.IMAGENET_STD)
 
@@ -90,7 +90,7 @@ def test_sslight_scales_and_equal_pixel_scale() -> None:
 def test_eval_views() -> None:
     view = presets.eval_view(224)
     assert isinstance(view[0], ops.Resize) and view[0].size == 256 and view[0].crop == 224
-    assert ViewPlan(view, 0).output_size(0) == (224, 224)
+    assert ViewPlan(view).output_size(0) == (224, 224)
     small = presets.eval_view(32, normalize=False)
     assert isinstance(small[0], ops.CenterCrop) and len(small) == 1
     with pytest.raises(ValueError, match="crop_fraction"):
@@ -98,25 +98,25 @@ def test_eval_views() -> None:
 
 
 def test_normalize_argument_and_progressive_size() -> None:
-    assert ViewPlan(presets.simclr(64, normalize=False)[0], 0).normalize is None
+    assert ViewPlan(presets.simclr(64, normalize=False)[0]).normalize is None
     custom = presets.byol(64, normalize=((0.5, 0.5, 0.5), (0.25, 0.25, 0.25)))[0]
-    assert ViewPlan(custom, 0).normalize == ((0.5,) * 3, (0.25,) * 3)
+    assert ViewPlan(custom).normalize == ((0.5,) * 3, (0.25,) * 3)
     with pytest.raises(ValueError, match="normalize"):
         presets.simclr(64, normalize="imagenet")
     schedule = ProgressiveResolution(160, 224, 0, 10)
     view = presets.byol(schedule)[0]
-    assert ViewPlan(view, 0).max_output_size == (224, 224)
+    assert ViewPlan(view).max_output_size == (224, 224)
     assert _op(view, ops.GaussianBlur).kernel_size == "auto"
 
 
 def test_simclr_32_runs_end_to_end() -> None:
-    plan = ViewPlan(presets.simclr(32)[0], 0)
+    plan = ViewPlan(presets.simclr(32)[0])
     gen = np.random.default_rng(0)
     src = gen.integers(0, 256, 4 * 32 * 32 * 3, dtype=np.uint8)
     offsets = np.arange(4, dtype=np.int64) * 32 * 32 * 3
     sizes = np.full(4, 32, np.int64)
     params = np.zeros((4, plan.num_params))
-    plan.sample(np.arange(4), sizes, sizes, 0, 0, params)
+    plan.sample(np.arange(4), sizes, sizes, 0, 0, 0, params)
     out = np.zeros((4, 3, 32, 32), np.float32)
     plan.apply(src, offsets, sizes, sizes, sizes, sizes, params, out, 0)
     assert np.isfinite(out).all() and out.std() > 0.1

@@ -1,0 +1,139 @@
+"""BatchBuilder: the views of a list of sample ids, each sample decoded once; no threads, no slots.
+
+For a batch of ids at an epoch: draw every view's parameters (``plan.sample``), choose each JPEG sample's
+DCT scale from every view's crop box, check its header against the index, decode it once into scratch memory
+(raw samples are read in place from the mapped file when the batch has no JPEG), then render every view with
+``plan.apply`` into the caller's output buffers.
+
+DCT scaling (``dct_scale=True``): a JPEG sample is decoded at 1/s size (s in 1, 2, 4, 8). s is the largest
+value for which every view's crop box, in stored pixels, is still at least s times that view's output size
+in both dimensions. Every view therefore still downscales from the decoded image. Pixel effect: libjpeg's
+DCT-domain reduction roughly box-averages s x s blocks, and the antialiased resize then covers the rest of
+the factor. The result differs from a full decode followed by one antialiased resize by a few levels on
+edges, but not in geometry. ``dct_scale=False`` always decodes at full size.
+
+A builder owns its scratch memory (parameter rows, decode buffer), so one builder serves one thread at a time;
+the loader gives each worker thread its own.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from . import jpeg
+from .errors import CorruptSampleError
+from .format import STORAGE_JPEG
+from .plan import ViewPlan
+from .reader import DatasetReader
+
+
+@dataclass
+class BuiltBatch:
+    """One built batch. ``views`` are [n, 3, H, W] views of the caller's output buffers; the rest is owned."""
+
+    ids: np.ndarray  # int64 [n] sample indices
+    labels: np.ndarray  # int64 [n]
+    views: list[np.ndarray]  # one per view, in the output buffers passed to build()
+    params: list[np.ndarray]  # one float64 [n, P] array per view (copies: they outlive the next build)
+
+
+class BatchBuilder:
+    """Builds the views of given sample ids from ``reader`` with ``plans`` (view k uses ``plans[k]``)."""
+
+    def __init__(self, reader: DatasetReader, plans: Sequence[ViewPlan], *, seed: int, dct_scale: bool,
+                 batch_size: int) -> None:
+        self.reader = reader
+        self.plans = list(plans)
+        self.seed = int(seed)
+        self.dct_scale = bool(dct_scale)
+        self._params = [np.zeros((batch_size, plan.num_params), dtype=np.float64) for plan in self.plans]
+        self._scratch = np.empty(0, dtype=np.uint8)
+
+    def build(self, ids: np.ndarray, epoch: int, outs: Sequence[np.ndarray]) -> BuiltBatch:
+        """Fill ``outs`` (one flat host buffer per view, uint8 or float32, large enough for len(ids) images at
+        ``epoch``'s size) with the views of samples ``ids``; a bad JPEG raises :class:`CorruptSampleError`."""
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        n = len(ids)
+        if n > len(self._params[0]):
+            raise ValueError(f"BatchBuilder.build: {n} ids but the builder was made for batches of "
+                             f"{len(self._params[0])}")
+        reader = self.reader
+        heights, widths = reader.heights[ids], reader.widths[ids]
+        params = [p[:n] for p in self._params]
+        for view, (plan, p) in enumerate(zip(self.plans, params)):
+            plan.sample(ids, heights, widths, self.seed, epoch, view, p)
+        src, offsets, src_h, src_w = self._decode(ids, heights, widths, params, epoch)
+        views = []
+        for plan, p, flat in zip(self.plans, params, outs):
+            h, w = plan.output_size(epoch)
+            out = flat[:n * 3 * h * w].reshape(n, 3, h, w)
+            plan.apply(src, offsets, src_h, src_w, heights, widths, p, out, epoch)
+            views.append(out)
+        return BuiltBatch(ids, reader.labels[ids], views, [p.copy() for p in params])
+
+    def dct_scales(self, params: Sequence[np.ndarray], epoch: int) -> np.ndarray:
+        """Per sample, the largest s in {1, 2, 4, 8} with every view's crop >= s x its output size."""
+        ratio = None
+        for plan, p in zip(self.plans, params):
+            boxes = plan.crop_boxes(p)
+            h, w = plan.output_size(epoch)
+            r = np.minimum(boxes[:, 2] / h, boxes[:, 3] / w)
+            ratio = r if ratio is None else np.minimum(ratio, r)
+        return np.left_shift(1, np.clip(np.floor(np.log2(np.maximum(ratio, 1.0))), 0, 3).astype(np.int64))
+
+    def _scratch_of(self, nbytes: int) -> np.ndarray:
+        """The decode buffer, grown (doubling) to at least ``nbytes``."""
+        if nbytes > len(self._scratch):
+            self._scratch = np.empty(max(nbytes, 2 * len(self._scratch)), dtype=np.uint8)
+        return self._scratch
+
+    def _decode(self, ids: np.ndarray, heights: np.ndarray, widths: np.ndarray, params: Sequence[np.ndarray],
+                epoch: int) -> tuple[np.ndarray, ...]:
+        """(src, offsets, src_heights, src_widths) for plan.apply: each sample decoded once.
+
+        An all-raw batch is read in place from the mapped file; otherwise every sample goes into the scratch.
+        """
+        reader = self.reader
+        is_jpeg = reader.storage[ids] == STORAGE_JPEG
+        if not is_jpeg.any():
+            return reader.data, reader.offsets[ids], heights, widths
+        scales = self.dct_scales(params, epoch) if self.dct_scale else np.ones(len(ids), dtype=np.int64)
+        src_h, src_w = heights.copy(), widths.copy()
+        for i in np.flatnonzero(is_jpeg):
+            src_h[i], src_w[i] = jpeg.scaled_shape(heights[i], widths[i], int(scales[i]))
+        nbytes = src_h * src_w * 3
+        offsets = np.concatenate(([0], np.cumsum(nbytes)[:-1])).astype(np.int64)
+        scratch = self._scratch_of(int(nbytes.sum()))
+        for i, sample in enumerate(ids):
+            start, size = int(reader.offsets[sample]), int(reader.sizes[sample])
+            payload, dest = reader.data[start:start + size], scratch[offsets[i]:offsets[i] + nbytes[i]]
+            if is_jpeg[i]:
+                self._decode_jpeg(int(sample), payload, int(scales[i]), dest, (src_h[i], src_w[i], 3))
+            else:
+                dest[:] = payload
+        src = scratch.view()
+        src.flags.writeable = False  # the mapped file's Numba type too: one compiled kernel serves both paths
+        return src, offsets, src_h, src_w
+
+    def _decode_jpeg(self, sample: int, payload: np.ndarray, scale: int, dest: np.ndarray,
+                     shape: tuple[int, int, int]) -> None:
+        """Decode one JPEG sample into ``dest`` at 1/scale, after checking its header against the index (so a
+        crafted header cannot make the decoder allocate a huge image)."""
+        reader = self.reader
+        try:
+            header = jpeg.jpeg_shape(payload)
+        except ValueError as exc:
+            raise CorruptSampleError(sample, f"unreadable JPEG header: {exc}", str(reader.path)) from exc
+        stored = (int(reader.heights[sample]), int(reader.widths[sample]))
+        if header != stored:
+            raise CorruptSampleError(sample, f"JPEG header says {header[0]}x{header[1]} but the index says "
+                                             f"{stored[0]}x{stored[1]}", str(reader.path))
+        try:
+            image = jpeg.decode_jpeg(payload, scale=scale, out=dest)
+        except ValueError as exc:
+            raise CorruptSampleError(sample, str(exc), str(reader.path)) from exc
+        if image.shape != shape:
+            raise CorruptSampleError(sample, f"decoded shape {image.shape} but the index says "
+                                             f"{stored[0]}x{stored[1]} (scale 1/{scale})", str(reader.path))
