@@ -24,8 +24,11 @@ setup(
         "tqdm>=4.60",
     ],
     extras_require={
-        "dev": ["pytest>=7", "scipy>=1.9", "matplotlib>=3.5"],
+        "dev": ["pytest>=7", "scipy>=1.9", "matplotlib>=3.5",
+                "turbojpeg==0.0.2; platform_system == 'Linux' and platform_machine == 'x86_64'"],
         "bench": ["matplotlib>=3.5"],
         "tensorboard": ["tensorboard>=2.10"],
+        # region-limited JPEG decode (TurboJPEG 3 API of the bundled libturbojpeg; Linux x86_64 wheels)
+        "turbo": ["turbojpeg==0.0.2"],
     },
 )
