@@ -13,7 +13,7 @@ Errors from the backend come out as ``ValueError`` with its reason; the reader a
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import simplejpeg
@@ -79,6 +79,25 @@ def decode_region(data: Any, scale: int = 1, box: tuple[int, int, int, int] | No
     if REGION_BACKEND != "turbojpeg":
         return decode_jpeg(data, scale=scale, out=out, fast_idct=fast_idct), (0, 0)
     return turbo.decode(data, scale, box, out, fast_idct)
+
+
+def largest_scale(ratio: Any) -> np.ndarray:
+    """Per sample, the largest DCT scale s in {1, 2, 4, 8} with s <= ``ratio`` (crop side / output side,
+    the minimum over every view and both axes): a 1/s decode still has at least one pixel per output pixel."""
+    ratio = np.maximum(np.asarray(ratio, np.float64), 1.0)
+    return np.left_shift(1, np.clip(np.floor(np.log2(ratio)), 0, 3).astype(np.int64))
+
+
+def union_box(boxes: Sequence[np.ndarray]) -> np.ndarray:
+    """int64 [n, 4] (top, left, height, width): per sample, the smallest box holding every view's box.
+
+    ``boxes``: one int64 [n, 4] (top, left, height, width) array per view (``ViewPlan.crop_boxes``); the
+    argument :func:`decode_region` wants for a sample whose views all crop (RandomResizedCrop).
+    """
+    stack = np.stack([np.asarray(b, np.int64) for b in boxes])
+    top, left = stack[..., 0].min(0), stack[..., 1].min(0)
+    bottom, right = (stack[..., 0] + stack[..., 2]).max(0), (stack[..., 1] + stack[..., 3]).max(0)
+    return np.stack([top, left, bottom - top, right - left], axis=1)
 
 
 def encode_jpeg(rgb: np.ndarray, quality: int) -> bytes:

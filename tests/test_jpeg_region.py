@@ -170,3 +170,15 @@ def test_region_decode_is_thread_safe(photos):
     for (a, oa), (b, ob) in zip(expected, got):
         assert oa == ob
         np.testing.assert_array_equal(a, b)
+
+
+def test_union_box_holds_every_view_box():
+    a = np.array([[10, 20, 30, 40], [0, 0, 5, 5]])
+    b = np.array([[5, 30, 10, 50], [0, 0, 5, 5]])
+    np.testing.assert_array_equal(jpeg.union_box([a, b]), [[5, 20, 35, 60], [0, 0, 5, 5]])
+    np.testing.assert_array_equal(jpeg.union_box([a]), a)
+
+
+def test_largest_scale():
+    ratio = np.array([0.3, 1.0, 1.99, 2.0, 3.9, 4.0, 7.99, 8.0, 100.0])
+    np.testing.assert_array_equal(jpeg.largest_scale(ratio), [1, 1, 1, 2, 2, 4, 4, 8, 8])
