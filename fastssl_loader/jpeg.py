@@ -60,7 +60,8 @@ def decode_jpeg(data: Any, *, scale: int = 1, out: np.ndarray | None = None, fas
 
 
 def decode_region(data: Any, scale: int = 1, box: tuple[int, int, int, int] | None = None,
-                  out: np.ndarray | None = None, *, fast_idct: bool = False) -> tuple[np.ndarray, tuple[int, int]]:
+                  out: np.ndarray | None = None, *, fast_idct: bool = False,
+                  expect_shape: tuple[int, int] | None = None) -> tuple[np.ndarray, tuple[int, int]]:
     """Decode at 1/``scale`` at least the part of the image that ``box`` needs; return it and its origin.
 
     ``box`` = (top, left, height, width) in FULL-SIZE image pixels (e.g. the union of a sample's crop boxes,
@@ -71,14 +72,20 @@ def decode_region(data: Any, scale: int = 1, box: tuple[int, int, int, int] | No
     columns alike; sh = scaled height, H = full height), identical to those of a full decode at the same
     scale when ``fast_idct`` is off; it may be wider (iMCU alignment) or the whole image (without the
     ``[turbo]`` extra, or box None), so always use the returned origin and shape. A box outside the image
-    gives an empty (0 x 0) image. Corrupt or truncated data raises ValueError.
+    gives an empty (0 x 0) image. ``expect_shape``: the full-size (height, width) the box refers to (the
+    dataset index's); a JPEG whose header disagrees raises ValueError instead of being mapped wrongly.
+    Corrupt or truncated data raises ValueError.
     """
     _check_scale(scale)
     if out is not None:
         _check_out(out)
-    if REGION_BACKEND != "turbojpeg":
-        return decode_jpeg(data, scale=scale, out=out, fast_idct=fast_idct), (0, 0)
-    return turbo.decode(data, scale, box, out, fast_idct)
+    if REGION_BACKEND == "turbojpeg":
+        return turbo.decode(data, scale, box, out, fast_idct, expect_shape)
+    image = decode_jpeg(data, scale=scale, out=out, fast_idct=fast_idct)
+    if expect_shape is not None and image.shape[:2] != scaled_shape(*expect_shape, scale):
+        raise ValueError(f"decoded {image.shape[0]}x{image.shape[1]} at 1/{scale}, expected "
+                         f"{scaled_shape(*expect_shape, scale)} for a {expect_shape[0]}x{expect_shape[1]} image")
+    return image, (0, 0)
 
 
 def largest_scale(ratio: Any) -> np.ndarray:

@@ -168,18 +168,21 @@ def covering_region(height: int, width: int, scale: int, box: tuple[int, int, in
 
 
 def decode(data: Any, scale: int, box: tuple[int, int, int, int] | None, out: np.ndarray | None,
-           fast_idct: bool) -> tuple[np.ndarray, tuple[int, int]]:
+           fast_idct: bool, expect_shape: tuple[int, int] | None = None) -> tuple[np.ndarray, tuple[int, int]]:
     """Decode ``data`` at 1/``scale`` to RGB; with ``box`` (full-image pixels) only :func:`covering_region`.
 
     Returns the H x W x 3 image and the (top, left) of its first pixel in the scaled image ((0, 0) for the
     whole image). ``out``: optional writable C-contiguous uint8 buffer of at least H*W*3 bytes; the image is
-    then a view of it.
+    then a view of it. ``expect_shape``: full-size (height, width) the caller's boxes refer to; ValueError
+    when the header disagrees.
     """
     array, address = _buffer(data)
     h = _handle()
     if _LIB.tj3DecompressHeader(h.ptr, address, array.size) != 0:
         raise h.fail("not a readable JPEG header")
     full_h, full_w = _LIB.tj3Get(h.ptr, _PARAM_JPEGHEIGHT), _LIB.tj3Get(h.ptr, _PARAM_JPEGWIDTH)
+    if expect_shape is not None and (full_h, full_w) != tuple(expect_shape):
+        raise ValueError(f"JPEG header says {full_h}x{full_w}, expected {expect_shape[0]}x{expect_shape[1]}")
     if _LIB.tj3SetScalingFactor(h.ptr, _Scaling(1, scale)) != 0:
         raise h.fail(f"scale 1/{scale}")
     if box is None:

@@ -182,3 +182,14 @@ def test_union_box_holds_every_view_box():
 def test_largest_scale():
     ratio = np.array([0.3, 1.0, 1.99, 2.0, 3.9, 4.0, 7.99, 8.0, 100.0])
     np.testing.assert_array_equal(jpeg.largest_scale(ratio), [1, 1, 1, 2, 2, 4, 4, 8, 8])
+
+
+@pytest.mark.parametrize("backend", ["turbojpeg", "simplejpeg"])
+def test_region_rejects_a_header_that_disagrees_with_the_index(monkeypatch, make_image, backend):
+    if backend == "turbojpeg" and not turbo.available():
+        pytest.skip("turbojpeg wheel not installed")
+    monkeypatch.setattr(jpeg, "REGION_BACKEND", backend)
+    data = jpeg.encode_jpeg(make_image(40, 60, seed=10), 90)
+    assert jpeg.decode_region(data, 2, (0, 0, 10, 10), expect_shape=(40, 60))[0].size > 0
+    with pytest.raises(ValueError, match="expected"):
+        jpeg.decode_region(data, 2, (0, 0, 10, 10), expect_shape=(60, 40))
