@@ -1,8 +1,8 @@
 """Decode less of each JPEG: fast IDCT, region-limited decode, DCT scale, on stored-size files and big originals.
 
-``python -m benches.decode_region [--data DIR] [--big DIR] [--out FILE]`` measures, one thread, each figure
-the median over ``--repeats`` interleaved rounds (every configuration once per round, in turn, so machine
-noise hits all alike):
+``python -m benches.decode_region [--data DIR] [--big DIR] [--out FILE]`` measures, one thread, each time
+the minimum of ``--repeats`` decodes of the same item, interleaved per item across configurations (on a
+shared machine whole-pass timings mostly measure the neighbours):
 
 * ``fast_idct``: pixel effect of libjpeg-turbo's fast integer IDCT against the accurate one (max and mean
   absolute difference, PSNR) on the photos of ``--data`` re-encoded at q90, max ``--max-resolution`` px (what
@@ -13,14 +13,13 @@ noise hits all alike):
   scale the largest both views allow, with the speed-up over a full simplejpeg decode and over the DCT-scaled
   one (today's loader with dct_scale=True);
 * ``big``: per big photo of ``--big`` (e.g. Debian's mate-backgrounds, 1.3-18 MP), its size, bits/pixel,
-  baseline/progressive, and ms per decode of the same configurations (mean over ``--draws`` box draws).
+  baseline/progressive, and ms per decode of the same configurations (mean over ``--draws`` box draws of the per-draw minimum).
 
 Writes everything as JSON (``--out``, default bench_results/decode_region.json). Needs the ``[turbo]`` extra.
 """
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -111,39 +110,45 @@ def backend_identity(payloads: Sequence[bytes], scales: Sequence[int] = (1, 2, 4
     return res
 
 
-def _pass(decode: Decoder, payloads: Sequence[bytes], scales: np.ndarray, boxes: np.ndarray,
-          out: np.ndarray) -> float:
-    start = time.perf_counter()
-    for data, s, b in zip(payloads, scales, boxes):
-        decode(data, int(s), b, out)
-    return time.perf_counter() - start
+def min_times(configs: dict[str, tuple[Decoder, bool]], payloads: Sequence[bytes], scales: np.ndarray,
+              boxes: np.ndarray, repeats: int) -> dict[str, np.ndarray]:
+    """Seconds per (configuration, item): the minimum of ``repeats`` timed decodes after one untimed one.
+
+    Interleaved per item (every configuration decodes item k, then every one decodes it again, ...), and the
+    minimum keeps the undisturbed run: on a shared machine a whole-pass timing mostly measures the neighbours.
+    """
+    from fastssl_loader.jpeg import jpeg_shape
+
+    out = np.empty(max(int(np.prod(jpeg_shape(d))) for d in payloads) * 3, np.uint8)
+    best = {name: np.full(len(payloads), np.inf) for name in configs}
+    for k, (data, box) in enumerate(zip(payloads, boxes)):
+        for round_ in range(repeats + 1):
+            for name, (decode, dct) in configs.items():
+                start = time.perf_counter()
+                decode(data, int(scales[k]) if dct else 1, box, out)
+                t = time.perf_counter() - start
+                if round_:
+                    best[name][k] = min(best[name][k], t)
+    return best
 
 
 def stored_rates(payloads: Sequence[bytes], boxes: np.ndarray, scales: np.ndarray, repeats: int) -> dict[str, Any]:
-    """images/s per configuration (median of interleaved rounds after a warm-up one) and speed-ups."""
+    """images/s per configuration (sum over images of the per-image minimum time) and speed-ups."""
     from fastssl_loader.jpeg import jpeg_shape
 
     shapes = np.array([jpeg_shape(d) for d in payloads])
-    out = np.empty(int(shapes.prod(1).max()) * 3, np.uint8)
-    configs = configurations()
-    times: dict[str, list[float]] = {name: [] for name in configs}
-    ones = np.ones(len(payloads), np.int64)
-    for round_ in range(repeats + 1):
-        for name, (decode, dct) in configs.items():
-            t = _pass(decode, payloads, scales if dct else ones, boxes, out)
-            if round_:
-                times[name].append(t)
-    rates = {name: len(payloads) / statistics.median(t) for name, t in times.items()}
-    best = {name: len(payloads) / min(t) for name, t in times.items()}
+    best = min_times(configurations(), payloads, scales, boxes, repeats)
+    rates = {name: len(payloads) / float(t.sum()) for name, t in best.items()}
     area = boxes[:, 2] * boxes[:, 3] / shapes.prod(1)
     return {"images": len(payloads), "mean_megapixels": float(shapes.prod(1).mean() / 1e6),
             "union_area_fraction_mean": float(area.mean()),
             "dct_scale_counts": {str(s): int((scales == s).sum()) for s in (1, 2, 4, 8)},
-            "images_per_s": rates, "images_per_s_best_round": best,
-            "speedup_vs_simplejpeg_full_best_round": {k: v / best["simplejpeg_full"] for k, v in best.items()},
+            "images_per_s": rates,
             "speedup_vs_simplejpeg_full": {k: v / rates["simplejpeg_full"] for k, v in rates.items()},
             "speedup_vs_simplejpeg_dct": {k: v / rates["simplejpeg_dct"] for k, v in rates.items()},
-            "rounds": repeats}
+            "median_per_image_speedup_vs_simplejpeg_full": {
+                k: float(np.median(best["simplejpeg_full"] / t)) for k, t in best.items()},
+            "repeats_per_image": repeats}
 
 
 def big_photos(files: Sequence[Path], draws: int, repeats: int) -> list[dict[str, Any]]:
@@ -157,15 +162,8 @@ def big_photos(files: Sequence[Path], draws: int, repeats: int) -> list[dict[str
         head = turbo.header(data)
         h, w = head["height"], head["width"]
         boxes, scales = draw_views(np.array([[h, w]] * draws, np.int64), seed=1)
-        out = np.empty(h * w * 3, np.uint8)
-        payloads = [data] * draws
-        times: dict[str, list[float]] = {name: [] for name in configs}
-        for round_ in range(repeats + 1):
-            for name, (decode, dct) in configs.items():
-                t = _pass(decode, payloads, scales if dct else np.ones(draws, np.int64), boxes, out)
-                if round_:
-                    times[name].append(t / draws)
-        ms = {name: 1e3 * min(t) for name, t in times.items()}
+        best = min_times(configs, [data] * draws, scales, boxes, repeats)
+        ms = {name: 1e3 * float(t.mean()) for name, t in best.items()}
         rows.append({"file": f.name, "height": h, "width": w, "megapixels": h * w / 1e6,
                      "bits_per_pixel": 8 * len(data) / (h * w), "progressive": bool(head["progressive"]),
                      "subsampling": ["444", "422", "420", "gray", "440", "411", "441"][head["subsampling"]]
