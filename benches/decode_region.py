@@ -191,6 +191,35 @@ def big_photos(files: Sequence[Path], draws: int, repeats: int, quality: int = 9
     return rows
 
 
+def policy_summary(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Per group of big photos (progressive / baseline above / below the re-encode threshold): the geometric
+    mean speed-up over a full and a DCT-scaled decode of DCT + region on the original and on the re-encoded
+    file, and of what :func:`fastssl_loader.reencode.reencode_pays` chooses."""
+    from fastssl_loader.reencode import REENCODE_MIN_BITS_PER_PIXEL, reencode_pays
+
+    def group(r: dict[str, Any]) -> str:
+        if r["progressive"]:
+            return "progressive"
+        return "baseline_high_bpp" if r["bits_per_pixel"] > REENCODE_MIN_BITS_PER_PIXEL else "baseline_low_bpp"
+
+    out: dict[str, Any] = {}
+    for name in ("progressive", "baseline_high_bpp", "baseline_low_bpp", "all"):
+        members = [r for r in rows if name in ("all", group(r))]
+        if not members:
+            continue
+        res: dict[str, Any] = {"photos": [r["file"] for r in members]}
+        for ref in ("simplejpeg_full", "simplejpeg_dct"):
+            for label, pick in (("dct_region", lambda r: "dct_region"),
+                                ("reencoded_dct_region", lambda r: "reencoded_dct_region"),
+                                ("rule", lambda r: "reencoded_dct_region" if reencode_pays(
+                                    r["height"], r["width"], round(r["bits_per_pixel"] * r["megapixels"] * 1e6 / 8),
+                                    r["progressive"]) else "dct_region")):
+                ratios = [r["ms_per_decode"][ref] / r["ms_per_decode"][pick(r)] for r in members]
+                res[f"{label}_vs_{ref}"] = float(np.exp(np.mean(np.log(ratios))))
+        out[name] = res
+    return out
+
+
 def _jpegs(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg"))
 
@@ -229,6 +258,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                                     for k, d in doc["fast_idct"].items()})
     if a.big is not None:
         doc["big"] = big_photos(_jpegs(a.big), a.draws, a.repeats)
+        doc["big_policy"] = policy_summary(doc["big"])
+        print({k: {m: round(v, 2) for m, v in g.items() if m != "photos"} for k, g in doc["big_policy"].items()})
     save_json(a.out, doc)
     print(f"wrote {a.out}")
     return doc
