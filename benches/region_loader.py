@@ -129,6 +129,28 @@ def agreement(path: str, batch_size: int, size: int) -> dict[str, Any]:
     return {"max_abs_diff": worst, "fraction_differing": differ / total, "values": total}
 
 
+def _progressive(path: Path) -> bool:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return bool(im.info.get("progressive", 0))
+
+
+def _rule_source(path: Path) -> Any:
+    """What the writer's auto mode would store under the proposed rule: the path (passed through) or the
+    decoded pixels (re-encoded at the writer's quality)."""
+    from fastssl_loader.images import to_rgb
+    from fastssl_loader.reencode import reencode_pays
+
+    from PIL import Image
+
+    with Image.open(path) as im:
+        height, width = im.height, im.width
+    if reencode_pays(height, width, path.stat().st_size, _progressive(path)):
+        return to_rgb(str(path), name=str(path))
+    return str(path)
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     from benches.loader_speed import IMAGE_SUFFIXES
     from benches.report import machine_description, save_json
@@ -136,7 +158,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
     ap = argparse.ArgumentParser(description="Loader vs RegionLoader images/s (two BYOL views)")
     ap.add_argument("--data", type=Path, required=True, help="folder of JPEGs")
-    ap.add_argument("--mode", choices=("jpeg", "passthrough"), default="jpeg")
+    ap.add_argument("--mode", choices=("jpeg", "passthrough", "rule"), default="jpeg",
+                    help="rule: pass through, except the originals reencode.reencode_pays picks (re-encoded)")
+    ap.add_argument("--baseline-only", action="store_true", help="skip progressive JPEGs of --data")
+    ap.add_argument("--copies", type=int, default=1, help="each photo this many times (longer epochs)")
     ap.add_argument("--max-resolution", type=int, default=None)
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--batch-size", type=int, default=32)
@@ -147,10 +172,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--out", type=Path, default=Path("bench_results/region_loader.json"))
     a = ap.parse_args(argv)
     files = sorted(p for p in a.data.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)[:a.limit]
-    path = a.work_dir / f"{a.data.name}-{a.mode}-{a.max_resolution}-{len(files)}.fssl"
+    if a.baseline_only:
+        files = [f for f in files if not _progressive(f)]
+    files = files * a.copies
+    path = a.work_dir / f"{a.data.name}-{a.mode}-{a.max_resolution}-{a.baseline_only}-{len(files)}.fssl"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        write_dataset(path, [(str(f), 0) for f in files], mode=a.mode, max_resolution=a.max_resolution,
+        samples = [(_rule_source(f) if a.mode == "rule" else str(f), 0) for f in files]
+        write_dataset(path, samples, mode="auto" if a.mode == "rule" else a.mode, max_resolution=a.max_resolution,
                       progress=False)
     kw = dict(batch_size=a.batch_size, views=presets.byol(a.size), num_workers=a.workers, drop_last=False)
     loaders = {"dct_off": Loader(path, dct_scale=False, **kw), "dct_on": Loader(path, **kw),
