@@ -29,8 +29,9 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -116,11 +117,12 @@ def _epoch(loader: Loader) -> float:
 
 def agreement(path: str, batch_size: int, size: int) -> dict[str, Any]:
     """Max |difference| and fraction of differing uint8 values, RegionLoader vs Loader, one epoch."""
-    from fastssl_loader import presets
     import torch
 
-    kw = dict(batch_size=batch_size, views=presets.byol(size), num_workers=1, order="sequential",
-              dtype=torch.uint8, drop_last=False, seed=3)
+    from fastssl_loader import presets
+
+    kw = {"batch_size": batch_size, "views": presets.byol(size), "num_workers": 1, "order": "sequential",
+          "dtype": torch.uint8, "drop_last": False, "seed": 3}
     worst, differ, total = 0, 0, 0
     for (a, _), (b, _) in zip(Loader(path, **kw), RegionLoader(path, **kw)):
         for va, vb in zip(a, b):
@@ -139,10 +141,10 @@ def _progressive(path: Path) -> bool:
 def _rule_source(path: Path) -> Any:
     """What the writer's auto mode would store under the proposed rule: the path (passed through) or the
     decoded pixels (re-encoded at the writer's quality)."""
+    from PIL import Image
+
     from fastssl_loader.images import to_rgb
     from fastssl_loader.reencode import reencode_pays
-
-    from PIL import Image
 
     with Image.open(path) as im:
         height, width = im.height, im.width
@@ -181,7 +183,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         samples = [(_rule_source(f) if a.mode == "rule" else str(f), 0) for f in files]
         write_dataset(path, samples, mode="auto" if a.mode == "rule" else a.mode, max_resolution=a.max_resolution,
                       progress=False)
-    kw = dict(batch_size=a.batch_size, views=presets.byol(a.size), num_workers=a.workers, drop_last=False)
+    kw = {"batch_size": a.batch_size, "views": presets.byol(a.size), "num_workers": a.workers, "drop_last": False}
     loaders = {"dct_off": Loader(path, dct_scale=False, **kw), "dct_on": Loader(path, **kw),
                "dct_region": RegionLoader(path, **kw), "dct_region_fast_idct": RegionLoader(path, fast_idct=True, **kw)}
     for loader in loaders.values():

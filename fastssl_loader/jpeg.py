@@ -13,7 +13,8 @@ Errors from the backend come out as ``ValueError`` with its reason; the reader a
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import simplejpeg

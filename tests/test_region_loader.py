@@ -19,8 +19,8 @@ def test_region_loader_matches_loader(jpeg_dataset, monkeypatch, backend):
     if backend == "turbojpeg" and jpeg.REGION_BACKEND != "turbojpeg":
         pytest.skip("turbojpeg wheel not installed")
     monkeypatch.setattr(jpeg, "REGION_BACKEND", backend)
-    kw = dict(batch_size=8, views=presets.byol(24), num_workers=1, order="sequential", seed=5, drop_last=False,
-              dtype=torch.uint8, return_params=True)
+    kw = {"batch_size": 8, "views": presets.byol(24), "num_workers": 1, "order": "sequential", "seed": 5,
+          "drop_last": False, "dtype": torch.uint8, "return_params": True}
     expected, got = _epoch(Loader(jpeg_dataset, **kw)), _epoch(RegionLoader(jpeg_dataset, **kw))
     assert len(expected) == len(got)
     differing = total = 0
@@ -37,7 +37,8 @@ def test_region_loader_matches_loader(jpeg_dataset, monkeypatch, backend):
 
 def test_region_loader_reads_whole_images_for_resize_views(jpeg_dataset):
     views = [[ops.Resize(20, crop=16)], presets.byol(16)[0]]
-    kw = dict(batch_size=8, views=views, num_workers=1, order="sequential", drop_last=False, dtype=torch.uint8)
+    kw = {"batch_size": 8, "views": views, "num_workers": 1, "order": "sequential", "drop_last": False,
+          "dtype": torch.uint8}
     loader = RegionLoader(jpeg_dataset, **kw)
     assert not loader._all_crop
     for (a, _), (b, _) in zip(Loader(jpeg_dataset, **kw), loader):
