@@ -154,12 +154,11 @@ def _rule_source(path: Path) -> Any:
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    from benches.loader_speed import IMAGE_SUFFIXES
     from benches.report import machine_description, save_json
     from fastssl_loader import presets, write_dataset
 
     ap = argparse.ArgumentParser(description="Loader vs RegionLoader images/s (two BYOL views)")
-    ap.add_argument("--data", type=Path, required=True, help="folder of JPEGs")
+    ap.add_argument("--data", type=Path, required=True, help="folder of JPEGs (other files are ignored)")
     ap.add_argument("--mode", choices=("jpeg", "passthrough", "rule"), default="jpeg",
                     help="rule: pass through, except the originals reencode.reencode_pays picks (re-encoded)")
     ap.add_argument("--baseline-only", action="store_true", help="skip progressive JPEGs of --data")
@@ -173,7 +172,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--work-dir", type=Path, default=Path("bench_results/region_loader"))
     ap.add_argument("--out", type=Path, default=Path("bench_results/region_loader.json"))
     a = ap.parse_args(argv)
-    files = sorted(p for p in a.data.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)[:a.limit]
+    files = sorted(p for p in a.data.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg"))[:a.limit]
     if a.baseline_only:
         files = [f for f in files if not _progressive(f)]
     files = files * a.copies
