@@ -11,6 +11,7 @@ TORCHVISION = "torchvision>=0.16"
 YAML = "pyyaml>=6"
 PSUTIL = "psutil>=5"
 MATPLOTLIB = "matplotlib>=3.5"
+TURBOJPEG = "turbojpeg==0.0.2"
 
 setup(
     name="fastssl_loader",
@@ -39,9 +40,12 @@ setup(
         "preview": [MATPLOTLIB],  # fastssl preview
         "lightning": ["lightning>=2.0"],  # fastssl_loader.lightning (pytorch-lightning>=2.0 works too)
         "lightly": ["lightly>=1.5"],  # examples/lightly_simclr.py; batch_format(..., "lightly") needs nothing
+        # region-limited JPEG decode (TurboJPEG 3 API of the bundled libturbojpeg; Linux x86_64 wheels)
+        "turbo": [TURBOJPEG],
         # the test suite: every test dependency, including the trainer's, the benches' and the integrations'
         # (tested against the real libraries), and what its wheel test builds with (build + setuptools)
         "dev": ["pytest>=7", "scipy>=1.9", TORCHVISION, MATPLOTLIB, PSUTIL, YAML, "build>=1", "setuptools>=70.1",
-                "lightning>=2.0", "lightly>=1.5", "pyarrow>=12", "datasets>=2.14"],
+                "lightning>=2.0", "lightly>=1.5", "pyarrow>=12", "datasets>=2.14",
+                f"{TURBOJPEG}; platform_system == 'Linux' and platform_machine == 'x86_64'"],
     },
 )

@@ -1,20 +1,29 @@
-"""JPEG decode (full or DCT-scaled 1/2, 1/4, 1/8), encode and header peek.
+"""JPEG decode (full or DCT-scaled 1/2, 1/4, 1/8, optionally only a region), encode and header peek.
 
 Backend: simplejpeg (libjpeg-turbo, shipped as PyPI wheels, releases the GIL), so decoding from several
 loader threads runs in parallel. Decoding always yields RGB: YCbCr, RGB and grayscale JPEGs convert exactly
 as libjpeg does (accurate integer IDCT, fancy upsampling: the same pixels as Pillow).
+``fast_idct=True`` selects libjpeg-turbo's fast integer IDCT (what FFCV uses): a few percent faster, pixels
+differ from the accurate IDCT by a few levels (figures in benches/decode_region.py's JSON).
+:func:`decode_region` decodes only the part of the image a set of crops needs, through the TurboJPEG 3 API
+of the optional ``turbojpeg`` wheel (extra ``[turbo]``, see :mod:`fastssl_loader.turbo`); without it, it
+decodes the whole (scaled) image with simplejpeg. Both give the same pixels (same libjpeg-turbo algorithms).
 Errors from the backend come out as ``ValueError`` with its reason; the reader and the loader wrap them in
 :class:`~fastssl_loader.errors.CorruptSampleError` naming the sample.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import simplejpeg
 
+from fastssl_loader import turbo
+
 SCALES = (1, 2, 4, 8)
 SUBSAMPLING = "420"  # chroma subsampling of encode_jpeg: what cv2/Pillow use by default at quality 90
+REGION_BACKEND = "turbojpeg" if turbo.available() else "simplejpeg"  # what decode_region uses
 
 
 def scaled_shape(height: int, width: int, scale: int) -> tuple[int, int]:
@@ -29,27 +38,74 @@ def jpeg_shape(data: Any) -> tuple[int, int]:
     return int(height), int(width)
 
 
-def decode_jpeg(data: Any, *, scale: int = 1, out: np.ndarray | None = None) -> np.ndarray:
+def decode_jpeg(data: Any, *, scale: int = 1, out: np.ndarray | None = None, fast_idct: bool = False) -> np.ndarray:
     """Decode JPEG bytes (bytes, memoryview or uint8 ndarray slice, no copy) to H x W x 3 uint8 RGB.
 
     ``scale`` in {1, 2, 4, 8} decodes at 1/scale size in the DCT domain (see :func:`scaled_shape`).
     ``out``: optional writable C-contiguous uint8 buffer of at least h*w*3 bytes (for the scaled size); the
-    result is then a view of its first h*w*3 bytes. Corrupt or truncated data raises ValueError.
+    result is then a view of its first h*w*3 bytes. ``fast_idct``: libjpeg-turbo's fast integer IDCT instead
+    of the accurate one. Corrupt or truncated data raises ValueError.
     """
     _check_scale(scale)
-    kwargs: dict[str, Any] = {"colorspace": "RGB", "strict": True}
+    kwargs: dict[str, Any] = {"colorspace": "RGB", "strict": True, "fastdct": bool(fast_idct)}
     if scale != 1:
         height, width = scaled_shape(*jpeg_shape(data), scale)
         kwargs.update(min_factor=scale, min_height=height, min_width=width)
     if out is not None:
-        if not isinstance(out, np.ndarray) or out.dtype != np.uint8 or not out.flags.c_contiguous \
-                or not out.flags.writeable:
-            raise ValueError("out must be a writable C-contiguous uint8 numpy array")
+        _check_out(out)
         kwargs["buffer"] = out
     image = simplejpeg.decode_jpeg(data, **kwargs)
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"decoder returned shape {image.shape}, expected H x W x 3")
     return image
+
+
+def decode_region(data: Any, scale: int = 1, box: tuple[int, int, int, int] | None = None,
+                  out: np.ndarray | None = None, *, fast_idct: bool = False,
+                  expect_shape: tuple[int, int] | None = None) -> tuple[np.ndarray, tuple[int, int]]:
+    """Decode at 1/``scale`` at least the part of the image that ``box`` needs; return it and its origin.
+
+    ``box`` = (top, left, height, width) in FULL-SIZE image pixels (e.g. the union of a sample's crop boxes,
+    in stored-image coordinates); None = the whole image. Returns ``(image, (top, left))``: ``image`` is an
+    h x w x 3 uint8 RGB array (a view of ``out`` when given, as in :func:`decode_jpeg`) holding rows
+    ``top:top+h`` and columns ``left:left+w`` of the 1/``scale`` image (of shape :func:`scaled_shape`).
+    It contains every scaled pixel the box maps onto (rows floor(box_top*sh/H) .. ceil((box_top+box_h)*sh/H),
+    columns alike; sh = scaled height, H = full height), identical to those of a full decode at the same
+    scale when ``fast_idct`` is off; it may be wider (iMCU alignment) or the whole image (without the
+    ``[turbo]`` extra, or box None), so always use the returned origin and shape. A box outside the image
+    gives an empty (0 x 0) image. ``expect_shape``: the full-size (height, width) the box refers to (the
+    dataset index's); a JPEG whose header disagrees raises ValueError instead of being mapped wrongly.
+    Corrupt or truncated data raises ValueError.
+    """
+    _check_scale(scale)
+    if out is not None:
+        _check_out(out)
+    if REGION_BACKEND == "turbojpeg":
+        return turbo.decode(data, scale, box, out, fast_idct, expect_shape)
+    image = decode_jpeg(data, scale=scale, out=out, fast_idct=fast_idct)
+    if expect_shape is not None and image.shape[:2] != scaled_shape(*expect_shape, scale):
+        raise ValueError(f"decoded {image.shape[0]}x{image.shape[1]} at 1/{scale}, expected "
+                         f"{scaled_shape(*expect_shape, scale)} for a {expect_shape[0]}x{expect_shape[1]} image")
+    return image, (0, 0)
+
+
+def largest_scale(ratio: Any) -> np.ndarray:
+    """Per sample, the largest DCT scale s in {1, 2, 4, 8} with s <= ``ratio`` (crop side / output side,
+    the minimum over every view and both axes): a 1/s decode still has at least one pixel per output pixel."""
+    ratio = np.maximum(np.asarray(ratio, np.float64), 1.0)
+    return np.left_shift(1, np.clip(np.floor(np.log2(ratio)), 0, 3).astype(np.int64))
+
+
+def union_box(boxes: Sequence[np.ndarray]) -> np.ndarray:
+    """int64 [n, 4] (top, left, height, width): per sample, the smallest box holding every view's box.
+
+    ``boxes``: one int64 [n, 4] (top, left, height, width) array per view (``ViewPlan.crop_boxes``); the
+    argument :func:`decode_region` wants for a sample whose views all crop (RandomResizedCrop).
+    """
+    stack = np.stack([np.asarray(b, np.int64) for b in boxes])
+    top, left = stack[..., 0].min(0), stack[..., 1].min(0)
+    bottom, right = (stack[..., 0] + stack[..., 2]).max(0), (stack[..., 1] + stack[..., 3]).max(0)
+    return np.stack([top, left, bottom - top, right - left], axis=1)
 
 
 def encode_jpeg(rgb: np.ndarray, quality: int) -> bytes:
@@ -65,6 +121,12 @@ def check_quality(quality: Any) -> None:
     """Raise ValueError unless quality is an int in 1..100."""
     if isinstance(quality, bool) or not isinstance(quality, (int, np.integer)) or not 1 <= quality <= 100:
         raise ValueError(f"jpeg_quality must be an integer in 1..100, got {quality!r}")
+
+
+def _check_out(out: Any) -> None:
+    if not isinstance(out, np.ndarray) or out.dtype != np.uint8 or not out.flags.c_contiguous \
+            or not out.flags.writeable:
+        raise ValueError("out must be a writable C-contiguous uint8 numpy array")
 
 
 def _check_scale(scale: Any) -> None:
