@@ -161,7 +161,11 @@ class Run:
 
         self.doc["meta"]["wall_s"] = time.monotonic() - self.start
         save_json(self.out / "device_check.json", self.doc)
-        (self.out / "summary.txt").write_text(summary(self.doc))
+        try:
+            text = summary(self.doc)
+        except Exception as exc:  # noqa: BLE001 - the JSON is what counts; never lose it to a digest bug
+            text = f"summary failed ({type(exc).__name__}: {exc}); see device_check.json\n"
+        (self.out / "summary.txt").write_text(text)
 
     def finish(self) -> None:
         self._watchdog.cancel()
