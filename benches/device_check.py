@@ -226,7 +226,7 @@ class DataFiles:
 
 def build_data(data: Path | None, work: Path, sizes: Sizes) -> DataFiles:
     """The photo file (given or synthetic) and the files repeated from it (see the module docstring)."""
-    from benches.repeat_data import square_thumbnail, write_repeated
+    from benches.repeat_data import SquareThumbnail, write_repeated
     from fastssl_loader import DatasetReader, write_dataset
 
     notes: dict[str, Any] = {}
@@ -250,7 +250,7 @@ def build_data(data: Path | None, work: Path, sizes: Sizes) -> DataFiles:
     notes["photo_megapixels_mean"] = float((r.heights * r.widths).mean() / 1e6)
     files = {"photos": photos}
     for name, n, transform in (("speed", sizes.speed_samples, None), ("train224", sizes.train_samples, None),
-                               ("small32", sizes.small_samples, square_thumbnail(32))):
+                               ("small32", sizes.small_samples, SquareThumbnail(32))):
         report = write_repeated(photos, work / f"{name}.fssl", n, transform=transform)
         files[name] = report.path
         notes[name] = {"samples": report.written, "mib": report.bytes / 2 ** 20, "seconds": report.seconds,
@@ -384,62 +384,68 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
             "work_dir": str(work)}
     run = Run(out, args.budget_s, meta)
     wanted = set(args.sections or SECTIONS)
-    dev, size = sizes.device, sizes.view_size
+    dev = sizes.device
     try:
-        from benches.ladder import byol_rung, fastssl_views
-
         if "environment" in wanted:
             run.section("environment", sizes.caps["environment"], lambda _d: environment(dev))
         data = run.section("data", sizes.caps["data"],
                            lambda _d: {"files": asdict(build_data(args.data, work, sizes)), "passed": True})
-        if data is None:
-            run.finish()
-            return run.doc
-        files = data["files"]
-        views = fastssl_views(byol_rung(5, size))  # every op of the CUDA path, full BYOL
-        common = dict(batch_size=sizes.check_batch, num_workers=sizes.check_workers)
-        if "cuda_tests" in wanted:
-            run.section("cuda_tests", sizes.caps["cuda_tests"], lambda d: _cuda_tests_result(out, d, args.dry_run))
-        if "gpu_matches_cpu" in wanted:
-            from benches.device_correctness import gpu_matches_cpu
-
-            run.section("gpu_matches_cpu", sizes.caps["gpu_matches_cpu"],
-                        lambda _d: gpu_matches_cpu(files["photos"], views, dev, **common))
-        if "slot_reuse" in wanted:
-            from benches.device_correctness import slot_reuse
-
-            run.section("slot_reuse", sizes.caps["slot_reuse"],
-                        lambda _d: slot_reuse(files["photos"], views, dev, batch_size=max(4, sizes.check_batch // 2),
-                                              num_workers=2, matmul_side=sizes.matmul_side))
-        if "shutdown" in wanted:
-            from benches.device_correctness import shutdown
-
-            run.section("shutdown", sizes.caps["shutdown"], lambda _d: shutdown(files["photos"], views, dev, **common))
-        top = max(sizes.speed_workers)
-        if "decode_limit" in wanted:
-            from benches.device_speed import decode_limit
-
-            run.section("decode_limit", sizes.caps["decode_limit"],
-                        lambda _d: decode_limit(files["speed"], top, *sizes.decode_images, sizes.decode_passes))
-        if "loader_speed" in wanted:
-            from benches.device_speed import loader_speed
-
-            run.section("loader_speed", sizes.caps["loader_speed"], lambda d: loader_speed(
-                files["speed"], files["photos"], work, size=size, rungs=(1, 5), workers=sizes.speed_workers,
-                batch_size=sizes.speed_batch, device=dev, fastssl_cap_s=sizes.fastssl_cap_s,
-                torchvision_cap_s=sizes.torchvision_cap_s, deadline=d))
-        if "training" in wanted:
-            from benches.device_train import training
-
-            run.section("training", sizes.caps["training"], lambda d: training(
-                sizes.train_configs, files, work / "train", REPO, device=dev, workers=sizes.train_workers,
-                deadline=d, min_run_s=5 if args.dry_run else 20))
-        _copy_train_logs(work / "train", out)
+        if data is not None:
+            _measure(run, wanted, data["files"], work, sizes, args.dry_run)
     finally:
+        _copy_train_logs(work / "train", out)
         run.finish()
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     return run.doc
+
+
+def _measure(run: Run, wanted: set[str], files: dict[str, Any], work: Path, sizes: Sizes, dry_run: bool) -> None:
+    """Every section after ``data``, in order; each imports what it needs inside its guard."""
+    dev, size, out = sizes.device, sizes.view_size, run.out
+    common = dict(batch_size=sizes.check_batch, num_workers=sizes.check_workers)
+
+    def views() -> list:  # every op of the CUDA path: full BYOL
+        from benches.ladder import byol_rung, fastssl_views
+
+        return fastssl_views(byol_rung(5, size))
+
+    def correctness(name: str) -> Callable[[float], dict[str, Any]]:
+        def check(_deadline: float) -> dict[str, Any]:
+            from benches import device_correctness as dc
+
+            if name == "slot_reuse":
+                return dc.slot_reuse(files["photos"], views(), dev, batch_size=max(4, sizes.check_batch // 2),
+                                     num_workers=2, matmul_side=sizes.matmul_side)
+            return getattr(dc, name)(files["photos"], views(), dev, **common)
+        return check
+
+    def decode(_deadline: float) -> dict[str, Any]:
+        from benches.device_speed import decode_limit
+
+        return decode_limit(files["speed"], max(sizes.speed_workers), *sizes.decode_images, sizes.decode_passes)
+
+    def speed(deadline: float) -> dict[str, Any]:
+        from benches.device_speed import loader_speed
+
+        return loader_speed(files["speed"], files["photos"], work, size=size, rungs=(1, 5),
+                            workers=sizes.speed_workers, batch_size=sizes.speed_batch, device=dev,
+                            fastssl_cap_s=sizes.fastssl_cap_s, torchvision_cap_s=sizes.torchvision_cap_s,
+                            deadline=deadline)
+
+    def train(deadline: float) -> dict[str, Any]:
+        from benches.device_train import training
+
+        return training(sizes.train_configs, files, work / "train", REPO, device=dev, workers=sizes.train_workers,
+                        deadline=deadline, min_run_s=5 if dry_run else 20)
+
+    steps: dict[str, Callable[[float], dict[str, Any]]] = {
+        "cuda_tests": lambda d: _cuda_tests_result(out, d, dry_run),
+        "gpu_matches_cpu": correctness("gpu_matches_cpu"), "slot_reuse": correctness("slot_reuse"),
+        "shutdown": correctness("shutdown"), "decode_limit": decode, "loader_speed": speed, "training": train}
+    for name, fn in steps.items():
+        if name in wanted:
+            run.section(name, sizes.caps[name], fn)
 
 
 def _cuda_tests_result(out: Path, deadline: float, dry_run: bool) -> dict[str, Any]:

@@ -202,8 +202,7 @@ def shutdown(path: str, views: list, device: str, *, batch_size: int, num_worker
         if cuda:  # reuse the freed memory, then look again
             torch.cuda.synchronize()
             torch.cuda.empty_cache()
-            scratch = torch.full((64, 2 ** 20), 255, dtype=torch.uint8, device=device)
-            del scratch
+            torch.full((64, 2 ** 20), 255, dtype=torch.uint8, device=device)  # written over freed blocks, freed
         valid_later = matches(kept)
         restart_ok = None
         if how != "delete-loader":  # the same loader can run a whole new epoch afterwards

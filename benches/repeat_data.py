@@ -53,22 +53,29 @@ class RepeatedSamples:
 
 
 def write_repeated(source: str | os.PathLike, dest: str | os.PathLike, num_samples: int, *,
-                   transform: Callable[[np.ndarray], np.ndarray] | None = None) -> WriteReport:
-    """Write ``num_samples`` samples cycling through ``source`` to ``dest`` (see the module docstring)."""
+                   transform: Callable[[np.ndarray], np.ndarray] | None = None,
+                   num_workers: int | None = None) -> WriteReport:
+    """Write ``num_samples`` samples cycling through ``source`` to ``dest`` (see the module docstring).
+
+    ``num_workers`` as in :func:`write_dataset` (None: one process per core): a passed-through JPEG is still
+    decoded once by the writer to check it, so big files are written in parallel.
+    """
     samples = RepeatedSamples(source, num_samples, transform)
-    return write_dataset(dest, samples, mode="auto", num_workers=0, progress=False,
+    return write_dataset(dest, samples, mode="auto", num_workers=num_workers, progress=False,
                          description={"repeated_from": os.fspath(source), "distinct": len(samples.reader)})
 
 
-def square_thumbnail(size: int) -> Callable[[np.ndarray], np.ndarray]:
-    """A transform: the centre square of an RGB image, area-downscaled to ``size`` x ``size``."""
-    import cv2
+class SquareThumbnail:
+    """A transform: the centre square of an RGB image, area-downscaled to ``size`` x ``size`` (picklable)."""
 
-    def shrink(rgb: np.ndarray) -> np.ndarray:
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def __call__(self, rgb: np.ndarray) -> np.ndarray:
+        import cv2
+
         h, w = rgb.shape[:2]
         side = min(h, w)
         top, left = (h - side) // 2, (w - side) // 2
         square = np.ascontiguousarray(rgb[top:top + side, left:left + side])
-        return cv2.resize(square, (size, size), interpolation=cv2.INTER_AREA)
-
-    return shrink
+        return cv2.resize(square, (self.size, self.size), interpolation=cv2.INTER_AREA)

@@ -17,7 +17,7 @@ import torch
 
 from benches.device_check import SECTIONS
 from benches.device_correctness import tolerance
-from benches.repeat_data import square_thumbnail, write_repeated
+from benches.repeat_data import SquareThumbnail, write_repeated
 from fastssl_loader import DatasetReader, write_dataset
 from fastssl_loader.format import STORAGE_JPEG, STORAGE_RAW
 from tests.conftest import REPO, natural_image
@@ -74,7 +74,7 @@ def test_write_repeated_passes_jpeg_through_and_cycles_labels(photo_file, tmp_pa
 
 
 def test_write_repeated_with_thumbnails_stores_small_raw_images(photo_file, tmp_path):
-    write_repeated(photo_file, tmp_path / "small.fssl", 50, transform=square_thumbnail(32))
+    write_repeated(photo_file, tmp_path / "small.fssl", 50, transform=SquareThumbnail(32))
     small = DatasetReader(tmp_path / "small.fssl")
     assert len(small) == 50 and (small.storage == STORAGE_RAW).all()
     assert (small.heights == 32).all() and (small.widths == 32).all()
