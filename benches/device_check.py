@@ -393,10 +393,12 @@ def run_all(args: argparse.Namespace) -> dict[str, Any]:
         if data is not None:
             _measure(run, wanted, data["files"], work, sizes, args.dry_run)
     finally:
-        _copy_train_logs(work / "train", out)
-        run.finish()
-        if not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
+        try:
+            _copy_train_logs(work / "train", out)
+            run.finish()
+        finally:
+            if not args.keep:
+                shutil.rmtree(work, ignore_errors=True)
     return run.doc
 
 
