@@ -21,7 +21,7 @@ import numba as nb
 import numpy as np
 
 from .. import rng
-from .base import PixelOp, check_probability
+from .base import PixelOp, check_probability, sample_coin
 
 _ROUNDER = np.float32(1.5 * 2**23)
 _MAX = np.float32(255.0)
@@ -185,9 +185,8 @@ class GaussianBlur(PixelOp):
 
         @nb.njit(nogil=True, cache=True)
         def sample(state, params):
-            fired = rng.rand(state) < p
-            params[0] = 1.0 if fired else 0.0
-            params[1] = rng.uniform(state, lo, hi) if fired else 0.0
+            sample_coin(state, p, params)
+            params[1] = rng.uniform(state, lo, hi) if params[0] == 1.0 else 0.0
 
         return sample
 

@@ -20,7 +20,7 @@ import numba as nb
 import numpy as np
 
 from .. import rng
-from .base import PixelOp, check_probability, coin_sampler
+from .base import PixelOp, check_probability, coin_sampler, sample_coin
 
 _F32 = np.float32
 _GRAY_R = _F32(0.2989)
@@ -273,7 +273,7 @@ class ColorJitter(PixelOp):
 
         @nb.njit(nogil=True, cache=True)
         def sample(state, params):
-            params[0] = 1.0 if rng.rand(state) < p else 0.0
+            sample_coin(state, p, params)
             order = np.empty(4, dtype=np.int64)
             if params[0] == 0.0:
                 for k in range(4):
