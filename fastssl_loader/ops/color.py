@@ -18,6 +18,8 @@ from typing import Callable
 
 import numba as nb
 import numpy as np
+from numba.core import types
+from numba.extending import intrinsic
 
 from .. import rng
 from .base import PixelOp, check_probability, coin_sampler, sample_coin
@@ -44,10 +46,20 @@ BRIGHTNESS, CONTRAST, SATURATION, HUE = 0, 1, 2, 3  # torchvision's fn_idx codes
 _JIT = dict(nogil=True, cache=True, error_model="numpy")
 
 
-@nb.njit(inline="always", **_JIT)
-def _fma32(a: np.float32, b: np.float32, c: np.float32) -> np.float32:
-    """float32 ``a * b + c`` with one rounding, as the FMA in torch's ``add_(other, alpha)`` (exact via float64)."""
-    return np.float32(np.float64(a) * np.float64(b) + np.float64(c))
+@intrinsic
+def _fma32(typingctx, a, b, c):
+    """float32 ``a * b + c`` rounded once (LLVM's ``fma``), as torch's CPU kernels compute ``add_(other, alpha)``.
+
+    A hardware FMA vectorises; the float64 emulation it replaced (exact product, one float64 add, then a
+    float32 rounding) gave the same values on every tested pixel at half the speed.
+    """
+    if not all(arg == types.float32 for arg in (a, b, c)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.fma(*args)
+
+    return types.float32(types.float32, types.float32, types.float32), codegen
 
 
 @nb.njit(inline="always", **_JIT)
@@ -89,10 +101,14 @@ def hue_pixel(r: int, g: int, b: int, hue: np.float32) -> tuple[int, int, int]:
     span = maxc - np.float32(lo) * _INV255
     span_d = span if hi != lo else _ONE
     s = span / (maxc if hi != 0 else _ONE)
-    rc = (maxc - rf) / span_d
-    gc = (maxc - gf) / span_d
-    bc = (maxc - bf) / span_d
-    h = (bc - gc) if r == hi else (((rc + _TWO) - bc) if g == hi else ((gc + _FOUR) - rc))
+    # torch: h = bc - gc (red max), (rc + 2) - bc (green max), (gc + 4) - rc (blue max), with xc = (maxc - x) / span;
+    # picking the two numerators first divides twice instead of three times (bc + 0 == bc, so red is unchanged)
+    red_max = r == hi
+    green_max = g == hi
+    first = (maxc - bf) if red_max else ((maxc - rf) if green_max else (maxc - gf))
+    second = (maxc - gf) if red_max else ((maxc - bf) if green_max else (maxc - rf))
+    offset = _ZERO if red_max else (_TWO if green_max else _FOUR)
+    h = (first / span_d + offset) - second / span_d
     h = h * _SIXTH + _ONE
     h = h - np.floor(h)  # fmod(h, 1) for h in [0, 2)
     h = h + hue
