@@ -1,4 +1,4 @@
-"""Microseconds per image of each colour/blur op at 224x224 and 96x96, on one core, per git revision, beside torchvision v2.
+"""Microseconds per image of each colour/blur op at 224 and 96 px, one core, per git revision, beside torchvision v2.
 
 Question answered: what does each pixel op cost per view, is it small next to a JPEG decode, and did a change
 to the kernels make it cheaper? Each op is timed on a natural photo (from ``../shared/data/imagenet-sample``
@@ -35,7 +35,9 @@ from typing import Callable
 import cv2
 import numpy as np
 
-SAMPLE_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "imagenet-sample"
+# ../shared/data as tests/conftest.py finds it (FASTSSL_SHARED_DATA overrides, e.g. from a git worktree)
+SHARED_DATA = Path(os.environ.get("FASTSSL_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+SAMPLE_DIR = SHARED_DATA / "imagenet-sample"
 SIZES = (224, 96)
 WORKTREE = "WORKTREE"
 

@@ -9,6 +9,7 @@ would break by far. Parameter draws are compared with torchvision's own sampler 
 from __future__ import annotations
 
 import itertools
+import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -23,7 +24,9 @@ from fastssl_loader import rng
 from fastssl_loader.ops.color import (ColorJitter, RandomGrayscale, RandomSolarize, grayscale_kernel,
                                       jitter_kernel)
 
-SAMPLE_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenet-sample"
+# ../shared/data as tests/conftest.py finds it (FASTSSL_SHARED_DATA overrides, e.g. from a git worktree)
+SHARED_DATA = Path(os.environ.get("FASTSSL_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+SAMPLE_DIR = SHARED_DATA / "imagenet-sample"
 TV_FUNCS = {0: F.adjust_brightness, 1: F.adjust_contrast, 2: F.adjust_saturation, 3: F.adjust_hue}
 MAX_DIFF_FRACTION = 1e-3
 
