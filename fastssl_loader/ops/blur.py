@@ -22,6 +22,7 @@ import numpy as np
 
 from .. import rng
 from .base import PixelOp, check_probability, sample_coin
+from .fma import fma32
 
 _ROUNDER = np.float32(1.5 * 2**23)
 _MAX = np.float32(255.0)
@@ -67,14 +68,15 @@ def _round_u8(v: np.float32) -> np.uint8:
     return np.uint8(255) if v > _MAX else np.uint8(v)
 
 
-@nb.njit(nogil=True, cache=True, inline="always", fastmath={"contract"})
+@nb.njit(nogil=True, cache=True, inline="always")
 def _sum_taps(src: np.ndarray, centre: int, near: np.ndarray, far: np.ndarray, weights: np.ndarray,
               out: np.ndarray) -> None:
     """``out[x] = weights[r] * src[centre + x] + sum_t weights[t] * (src[near[t] + x] + src[far[t] + x])``.
 
     The symmetric kernel (radius ``r``, ``w[t] == w[2r - t]``) is folded around its centre and the taps are added
-    in the order t = 0, 1, ..., four per sweep over ``out``: the partial sum stays in a register for four taps
-    instead of being stored and reloaded after each (the same roundings, 10-15% faster from radius 4 up).
+    in the order t = 0, 1, ..., each with one FMA (as torch's convolution), four per sweep over ``out``: the partial
+    sum stays in a register for four taps instead of being stored and reloaded after each (10-15% faster from
+    radius 4 up).
     """
     n = out.shape[0]
     r = weights.shape[0] // 2
@@ -91,17 +93,17 @@ def _sum_taps(src: np.ndarray, centre: int, near: np.ndarray, far: np.ndarray, w
         a3, b3 = src[near[t + 3]:near[t + 3] + n], src[far[t + 3]:far[t + 3] + n]
         for x in range(n):
             acc = out[x]
-            acc += w0 * (a0[x] + b0[x])
-            acc += w1 * (a1[x] + b1[x])
-            acc += w2 * (a2[x] + b2[x])
-            acc += w3 * (a3[x] + b3[x])
+            acc = fma32(w0, a0[x] + b0[x], acc)
+            acc = fma32(w1, a1[x] + b1[x], acc)
+            acc = fma32(w2, a2[x] + b2[x], acc)
+            acc = fma32(w3, a3[x] + b3[x], acc)
             out[x] = acc
         t += 4
     while t < r:
         wt = weights[t]
         near_t, far_t = src[near[t]:near[t] + n], src[far[t]:far[t] + n]
         for x in range(n):
-            out[x] += wt * (near_t[x] + far_t[x])
+            out[x] = fma32(wt, near_t[x] + far_t[x], out[x])
         t += 1
 
 
@@ -117,7 +119,7 @@ def effective_radius(weights: np.ndarray) -> int:
     return 0
 
 
-@nb.njit(nogil=True, cache=True, fastmath={"contract"})
+@nb.njit(nogil=True, cache=True)
 def blur_image(img: np.ndarray, kernel_size: int, sigma: float) -> None:
     """Gaussian-blur the C-contiguous (H, W, 3) uint8 image in place: reflect padding of ``k // 2``, float32,
     rounded half to even."""
