@@ -85,14 +85,10 @@ def hue_pixel(r: int, g: int, b: int, hue: np.float32) -> tuple[int, int, int]:
     span = maxc - np.float32(lo) * _INV255
     span_d = span if hi != lo else _ONE
     s = span / (maxc if hi != 0 else _ONE)
-    # torch: h = bc - gc (red max), (rc + 2) - bc (green max), (gc + 4) - rc (blue max), with xc = (maxc - x) / span;
-    # picking the two numerators first divides twice instead of three times (bc + 0 == bc, so red is unchanged)
-    red_max = r == hi
-    green_max = g == hi
-    first = (maxc - bf) if red_max else ((maxc - rf) if green_max else (maxc - gf))
-    second = (maxc - gf) if red_max else ((maxc - bf) if green_max else (maxc - rf))
-    offset = _ZERO if red_max else (_TWO if green_max else _FOUR)
-    h = (first / span_d + offset) - second / span_d
+    rc = (maxc - rf) / span_d
+    gc = (maxc - gf) / span_d
+    bc = (maxc - bf) / span_d
+    h = (bc - gc) if r == hi else (((rc + _TWO) - bc) if g == hi else ((gc + _FOUR) - rc))
     h = h * _SIXTH + _ONE
     h = h - np.floor(h)  # fmod(h, 1) for h in [0, 2)
     h = h + hue
