@@ -269,3 +269,34 @@ def test_gray_and_solarize_argument_errors() -> None:
         RandomSolarize(300)
     with pytest.raises(ValueError, match="threshold"):
         RandomSolarize(None)
+
+
+def nearest_float32(x) -> np.float32:
+    """The float32 nearest to the rational ``x`` (ties to even): correct rounding, done once."""
+    from fractions import Fraction
+
+    guess = np.float32(float(x))
+    candidates = [np.nextafter(guess, np.float32(-np.inf)), guess, np.nextafter(guess, np.float32(np.inf))]
+    return min(candidates, key=lambda v: (abs(Fraction(float(v)) - x), int(v.view(np.int32)) & 1))
+
+
+def test_fma32_rounds_once_like_a_fused_multiply_add() -> None:
+    """The kernels' ``fma32`` is the exact ``a * b + c`` rounded once to float32 (not after the product too)."""
+    from fractions import Fraction
+
+    import numba as nb
+
+    from fastssl_loader.ops.fma import fma32
+
+    fma = nb.njit(lambda a, b, c: fma32(a, b, c))
+    gen = np.random.default_rng(4)
+    values = gen.uniform(-300, 300, (2000, 3)).astype(np.float32)
+    values[:500, 0] = np.float32(0.587)  # torch's gray and blend operands: uint8 levels times float32 ratios
+    values[:500, 1] = gen.integers(0, 256, 500)
+    two_roundings_differ = 0
+    for a, b, c in values:
+        expected = nearest_float32(Fraction(float(a)) * Fraction(float(b)) + Fraction(float(c)))
+        got = fma(a, b, c)
+        assert got == expected, (a, b, c, got, expected)
+        two_roundings_differ += bool(a * b + c != expected)  # numpy float32: product rounded, then the sum
+    assert two_roundings_differ > 0  # the sample does tell one rounding from two
