@@ -1,36 +1,45 @@
-"""Microseconds per image of each colour/blur op at 224x224 and 96x96, on one core, beside torchvision v2.
+"""Microseconds per image of each colour/blur op at 224 and 96 px, one core, per git revision, beside torchvision v2.
 
-Question answered: what does each pixel op cost per view, and is it small next to a JPEG decode?
-Each op is timed on a natural photo (from ``../shared/data/imagenet-sample`` when present, else a smooth
-synthetic image) resized to the size, with its parameters fixed to "fired" (blur sigma 1.0, and 2.0 for the
-worst case of the SSL range (0.1, 2): the blur skips taps worth < 1e-4 levels, so its cost grows with sigma). The working image is refreshed
-from the source before every call (the ops work in place); that copy is timed alone and subtracted.
-Reported: the minimum thread CPU time and the median wall time over repeats (compile or cache-load time of
-the first call reported separately); on a shared machine trust the CPU-time column more. torchvision v2 functional
-on a uint8 CHW tensor with one torch thread is timed the same way for reference.
+Question answered: what does each pixel op cost per view, is it small next to a JPEG decode, and did a change
+to the kernels make it cheaper? Each op is timed on a natural photo (from ``../shared/data/imagenet-sample``
+when present, else a smooth synthetic image) resized to the size, with its parameters fixed to "fired" (blur
+sigma 0.5, 1.0 and 2.0, the middle and top of the SSL range (0.1, 2): the blur skips taps worth < 1e-4 levels,
+so its cost grows with sigma). The working image is refreshed from the source before every call (the ops work
+in place); that copy is timed alone and subtracted. Reported: the minimum thread CPU time and the median wall
+time over repeats (compile or cache-load time of the first call reported separately); on a shared machine
+trust the CPU-time column more. torchvision v2 functional on a uint8 CHW tensor with one torch thread is timed
+the same way for reference.
 
-Run: ``python -m benches.op_costs [--repeats N] [--out bench_results/op_costs.json]``
+``--rev A --rev B`` times each git revision's ``fastssl_loader`` (exported like ``benches.view_costs`` does)
+in its own single-threaded process, alternating revisions over ``--rounds`` rounds and keeping each figure's
+minimum, and prints the ratio of the first revision's time to the others'. ``WORKTREE`` (the default) is the
+working tree. Every revision must have ``jitter_kernel``, ``grayscale_kernel``, ``solarize_image`` and
+``blur_image`` (true since the ops were written).
+
+Run: ``python -m benches.op_costs [--rev 682adc4 --rev WORKTREE] [--repeats N] [--rounds R]
+[--out bench_results/op_costs.json]``
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable
 
 import cv2
 import numpy as np
-import torch
-import torchvision.transforms.v2.functional as TF
 
-from benches.report import save_json
-from fastssl_loader.ops.blur import blur_image
-from fastssl_loader.ops.color import grayscale_kernel, jitter_kernel, solarize_image
-
-SAMPLE_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "imagenet-sample"
+# ../shared/data as tests/conftest.py finds it (FASTSSL_SHARED_DATA overrides, e.g. from a git worktree)
+SHARED_DATA = Path(os.environ.get("FASTSSL_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+SAMPLE_DIR = SHARED_DATA / "imagenet-sample"
 SIZES = (224, 96)
+WORKTREE = "WORKTREE"
 
 
 def source_image(size: int) -> np.ndarray:
@@ -69,8 +78,11 @@ def timings_us(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
     return float(np.median(wall) * 1e6), float(np.min(cpu) * 1e6)
 
 
-def ours(src: np.ndarray) -> dict[str, Callable[[np.ndarray], None]]:
-    """Our kernels, each a function of the working image."""
+def ours() -> dict[str, Callable[[np.ndarray], None]]:
+    """Our kernels (of whichever ``fastssl_loader`` is importable), each a function of the working image."""
+    from fastssl_loader.ops.blur import blur_image
+    from fastssl_loader.ops.color import grayscale_kernel, jitter_kernel, solarize_image
+
     full = jitter_params(brightness=1.3, contrast=0.7, saturation=1.15, hue=0.08)
     return {
         "brightness": lambda x: jitter_kernel(x, jitter_params(brightness=1.3)),
@@ -80,15 +92,18 @@ def ours(src: np.ndarray) -> dict[str, Callable[[np.ndarray], None]]:
         "jitter_all4": lambda x: jitter_kernel(x, full),
         "grayscale": lambda x: grayscale_kernel(x, np.ones(1)),
         "solarize": lambda x: solarize_image(x, 128.0),
+        "blur_k23_s0.5": lambda x: blur_image(x, 23, 0.5),
         "blur_k23": lambda x: blur_image(x, 23, 1.0),
         "blur_k23_s2": lambda x: blur_image(x, 23, 2.0),
         "blur_k9": lambda x: blur_image(x, 9, 1.0),
     }
 
 
-def theirs() -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
+def theirs() -> dict[str, Callable]:
     """torchvision v2 functional equivalents on a uint8 CHW tensor."""
-    def all4(t: torch.Tensor) -> torch.Tensor:
+    import torchvision.transforms.v2.functional as TF
+
+    def all4(t):
         t = TF.adjust_brightness(t, 1.3)
         t = TF.adjust_contrast(t, 0.7)
         t = TF.adjust_saturation(t, 1.15)
@@ -102,24 +117,22 @@ def theirs() -> dict[str, Callable[[torch.Tensor], torch.Tensor]]:
         "jitter_all4": all4,
         "grayscale": lambda t: TF.rgb_to_grayscale(t, num_output_channels=3),
         "solarize": lambda t: TF.solarize(t, 128),
+        "blur_k23_s0.5": lambda t: TF.gaussian_blur(t, [23, 23], [0.5, 0.5]),
         "blur_k23": lambda t: TF.gaussian_blur(t, [23, 23], [1.0, 1.0]),
         "blur_k23_s2": lambda t: TF.gaussian_blur(t, [23, 23], [2.0, 2.0]),
         "blur_k9": lambda t: TF.gaussian_blur(t, [9, 9], [1.0, 1.0]),
     }
 
 
-def measure(repeats: int) -> dict:
-    """Per size and op: our microseconds per image and torchvision's."""
-    torch.set_num_threads(1)
+def our_timings(repeats: int) -> dict[str, dict[str, dict[str, float]]]:
+    """Per size and op: our minimum CPU and median wall microseconds per image, and the first call's ms."""
     results: dict = {}
     for size in SIZES:
         src = source_image(size)
         work = src.copy()
-        tensor = torch.from_numpy(src).permute(2, 0, 1).contiguous()
         copy_wall, copy_cpu = timings_us(lambda: np.copyto(work, src), repeats)
         rows = {}
-        reference = theirs()
-        for name, kernel in ours(src).items():
+        for name, kernel in ours().items():
             t0 = time.perf_counter()
             kernel(work)  # first call: compile or load from the Numba cache
             first_ms = (time.perf_counter() - t0) * 1e3
@@ -129,36 +142,108 @@ def measure(repeats: int) -> dict:
                 kernel(work)
 
             wall, cpu = timings_us(step, repeats)
-            tv_wall, tv_cpu = timings_us(lambda: reference[name](tensor), max(repeats // 4, 5))
-            ours_cpu = max(cpu - copy_cpu, 0.0)
-            rows[name] = {"ours_cpu_min_us": round(ours_cpu, 1),
-                          "ours_wall_median_us": round(max(wall - copy_wall, 0.0), 1),
-                          "torchvision_cpu_min_us": round(tv_cpu, 1), "torchvision_wall_median_us": round(tv_wall, 1),
-                          "speedup_cpu": round(tv_cpu / ours_cpu, 1) if ours_cpu > 0 else None,
-                          "first_call_ms": round(first_ms, 1)}
+            rows[name] = {"cpu_min_us": round(max(cpu - copy_cpu, 0.0), 1),
+                          "wall_median_us": round(max(wall - copy_wall, 0.0), 1), "first_call_ms": round(first_ms, 1)}
         results[f"{size}x{size}"] = rows
     return results
 
 
+def torchvision_timings(repeats: int) -> dict[str, dict[str, dict[str, float]]]:
+    """Per size and op: torchvision v2's minimum CPU and median wall microseconds per image, one torch thread."""
+    import torch
+
+    torch.set_num_threads(1)
+    results: dict = {}
+    for size in SIZES:
+        tensor = torch.from_numpy(source_image(size)).permute(2, 0, 1).contiguous()
+        rows = {}
+        for name, fn in theirs().items():
+            fn(tensor)
+            wall, cpu = timings_us(lambda: fn(tensor), repeats)
+            rows[name] = {"cpu_min_us": round(cpu, 1), "wall_median_us": round(wall, 1)}
+        results[f"{size}x{size}"] = rows
+    return results
+
+
+def measure(repeats: int) -> dict:
+    """Per size and op, in this process (the importable ``fastssl_loader``): ours and torchvision's figures."""
+    mine, reference = our_timings(repeats), torchvision_timings(max(repeats // 4, 5))
+    results: dict = {}
+    for size, rows in mine.items():
+        results[size] = {}
+        for name, r in rows.items():
+            tv = reference[size][name]
+            results[size][name] = {"ours_cpu_min_us": r["cpu_min_us"], "ours_wall_median_us": r["wall_median_us"],
+                                   "torchvision_cpu_min_us": tv["cpu_min_us"],
+                                   "torchvision_wall_median_us": tv["wall_median_us"],
+                                   "speedup_cpu": round(tv["cpu_min_us"] / r["cpu_min_us"], 1)
+                                   if r["cpu_min_us"] > 0 else None,
+                                   "first_call_ms": r["first_call_ms"]}
+    return results
+
+
+def run_worker(package_root: Path, repeats: int) -> dict:
+    """``our_timings`` of the package under ``package_root`` in a fresh single-threaded process."""
+    env = dict(os.environ, PYTHONPATH=str(package_root), NUMBA_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, __file__, "--worker", "--repeats", str(repeats)], env=env,
+                          cwd=package_root, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"op_costs worker for {package_root} failed:\n{proc.stderr}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def compare(revs: list[str], repeats: int, rounds: int) -> dict[str, dict]:
+    """Per revision, size and op: the minimum over ``rounds`` alternating worker runs of each figure."""
+    from benches.view_costs import export
+
+    best: dict[str, dict] = {rev: {} for rev in revs}
+    with tempfile.TemporaryDirectory(prefix="op_costs_") as tmp:
+        roots = {rev: export(rev, Path(tmp)) for rev in revs}
+        for r in range(rounds):
+            for rev in revs:
+                print(f"round {r + 1}/{rounds}: {rev}", file=sys.stderr, flush=True)
+                for size, rows in run_worker(roots[rev], repeats).items():
+                    for name, fig in rows.items():
+                        old = best[rev].setdefault(size, {}).get(name)
+                        best[rev][size][name] = fig if old is None else {k: min(v, old[k]) for k, v in fig.items()}
+    return best
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeats", type=int, default=200, help="timed calls per op and size (median)")
+    parser.add_argument("--rev", action="append", help="git revision to measure (repeatable; WORKTREE = working "
+                                                       "tree, the default); ratios are against the first")
+    parser.add_argument("--repeats", type=int, default=200, help="timed calls per op and size (minimum CPU time)")
+    parser.add_argument("--rounds", type=int, default=2, help="alternating worker runs per revision (minimum)")
     parser.add_argument("--out", default="bench_results/op_costs.json", help="where to save the JSON")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    results = measure(args.repeats)
-    for size, rows in results.items():
-        print(f"\n{size}  (us per image, one thread; CPU-time min and wall median of {args.repeats} calls)")
-        print(f"{'op':<12}{'ours cpu':>10}{'ours wall':>11}{'tv cpu':>10}{'tv wall':>10}{'speedup':>9}"
-              f"{'first call ms':>15}")
-        for name, r in rows.items():
-            print(f"{name:<12}{r['ours_cpu_min_us']:>10.1f}{r['ours_wall_median_us']:>11.1f}"
-                  f"{r['torchvision_cpu_min_us']:>10.1f}{r['torchvision_wall_median_us']:>10.1f}"
-                  f"{r['speedup_cpu'] or 0:>8.1f}x{r['first_call_ms']:>15.1f}")
-    report = {"what": "microseconds per image per op, one thread, in-place uint8 HxWx3; torchvision v2 on CHW uint8",
+    if args.worker:
+        print(json.dumps(our_timings(args.repeats)))
+        return
+    from benches.report import save_json  # here, not at the top: worker processes of old revisions lack benches/
+    from benches.view_costs import git_commit
+
+    revs = args.rev or [WORKTREE]
+    results = compare(revs, args.repeats, args.rounds)
+    reference = torchvision_timings(max(args.repeats // 4, 5))
+    for size in results[revs[0]]:
+        print(f"\n{size}  (us per image, one thread; CPU-time min of {args.repeats} calls x {args.rounds} rounds)")
+        print(f"{'op':<15}" + "".join(f"{rev[:12]:>14}" for rev in revs)
+              + "".join(f"{'ratio ' + rev[:7]:>15}" for rev in revs[1:]) + f"{'torchvision':>13}{'speedup':>9}")
+        for name in results[revs[0]][size]:
+            cpus = [results[rev][size][name]["cpu_min_us"] for rev in revs]
+            tv = reference[size][name]["cpu_min_us"]
+            print(f"{name:<15}" + "".join(f"{c:>14.1f}" for c in cpus)
+                  + "".join(f"{cpus[0] / c if c > 0 else float('nan'):>14.2f}x" for c in cpus[1:])
+                  + f"{tv:>13.1f}{tv / cpus[-1] if cpus[-1] > 0 else float('nan'):>8.1f}x")
+    report = {"what": "microseconds per image per op, one thread, in-place uint8 HxWx3; torchvision v2 on CHW "
+                      "uint8; ratio = first rev / rev; speedup = torchvision / last rev",
               "jitter_all4": "brightness 1.3, contrast 0.7, saturation 1.15, hue 0.08, in that order",
-              "repeats": args.repeats, "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(),
-                                                   "load_avg": os.getloadavg()},
-              "results": results}
+              "repeats": args.repeats, "rounds": args.rounds,
+              "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "load_avg": os.getloadavg()},
+              "revisions": {rev: {"commit": git_commit(rev), "results": results[rev]} for rev in revs},
+              "torchvision": reference}
     print(f"\nsaved {save_json(args.out, report)}")
 
 

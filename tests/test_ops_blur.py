@@ -6,6 +6,7 @@ two separable float32 passes, so a value lying on a .5 rounding boundary can rou
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,9 @@ from fastssl_loader import rng
 from fastssl_loader.ops.blur import (GaussianBlur, auto_kernel_size, blur_image, effective_radius, gaussian_weights,
                                      reflect_index)
 
-SAMPLE_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenet-sample"
+# ../shared/data as tests/conftest.py finds it (FASTSSL_SHARED_DATA overrides, e.g. from a git worktree)
+SHARED_DATA = Path(os.environ.get("FASTSSL_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+SAMPLE_DIR = SHARED_DATA / "imagenet-sample"
 
 
 def sample_images() -> list[np.ndarray]:

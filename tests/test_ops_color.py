@@ -9,6 +9,7 @@ would break by far. Parameter draws are compared with torchvision's own sampler 
 from __future__ import annotations
 
 import itertools
+import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -23,7 +24,9 @@ from fastssl_loader import rng
 from fastssl_loader.ops.color import (ColorJitter, RandomGrayscale, RandomSolarize, grayscale_kernel,
                                       jitter_kernel)
 
-SAMPLE_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenet-sample"
+# ../shared/data as tests/conftest.py finds it (FASTSSL_SHARED_DATA overrides, e.g. from a git worktree)
+SHARED_DATA = Path(os.environ.get("FASTSSL_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+SAMPLE_DIR = SHARED_DATA / "imagenet-sample"
 TV_FUNCS = {0: F.adjust_brightness, 1: F.adjust_contrast, 2: F.adjust_saturation, 3: F.adjust_hue}
 MAX_DIFF_FRACTION = 1e-3
 
@@ -117,7 +120,7 @@ def test_hue_on_many_colours_matches_torchvision() -> None:
 
 
 def test_grayscale_matches_torchvision_on_every_colour() -> None:
-    """All 2**24 RGB colours: the fixed-point fast path plus its float fallback must equal torch's rounding."""
+    """All 2**24 RGB colours: our float32 gray (two FMAs, then floor) must equal torch's on every one."""
     v = np.arange(1 << 24, dtype=np.uint32)
     img = np.stack([v >> 16, (v >> 8) & 255, v & 255], axis=-1).astype(np.uint8).reshape(4096, 4096, 3)
     ref = hwc(F.rgb_to_grayscale(chw(img), num_output_channels=3))
@@ -266,3 +269,34 @@ def test_gray_and_solarize_argument_errors() -> None:
         RandomSolarize(300)
     with pytest.raises(ValueError, match="threshold"):
         RandomSolarize(None)
+
+
+def nearest_float32(x) -> np.float32:
+    """The float32 nearest to the rational ``x`` (ties to even): correct rounding, done once."""
+    from fractions import Fraction
+
+    guess = np.float32(float(x))
+    candidates = [np.nextafter(guess, np.float32(-np.inf)), guess, np.nextafter(guess, np.float32(np.inf))]
+    return min(candidates, key=lambda v: (abs(Fraction(float(v)) - x), int(v.view(np.int32)) & 1))
+
+
+def test_fma32_rounds_once_like_a_fused_multiply_add() -> None:
+    """The kernels' ``fma32`` is the exact ``a * b + c`` rounded once to float32 (not after the product too)."""
+    from fractions import Fraction
+
+    import numba as nb
+
+    from fastssl_loader.ops.fma import fma32
+
+    fma = nb.njit(lambda a, b, c: fma32(a, b, c))
+    gen = np.random.default_rng(4)
+    values = gen.uniform(-300, 300, (2000, 3)).astype(np.float32)
+    values[:500, 0] = np.float32(0.587)  # torch's gray and blend operands: uint8 levels times float32 ratios
+    values[:500, 1] = gen.integers(0, 256, 500)
+    two_roundings_differ = 0
+    for a, b, c in values:
+        expected = nearest_float32(Fraction(float(a)) * Fraction(float(b)) + Fraction(float(c)))
+        got = fma(a, b, c)
+        assert got == expected, (a, b, c, got, expected)
+        two_roundings_differ += bool(a * b + c != expected)  # numpy float32: product rounded, then the sum
+    assert two_roundings_differ > 0  # the sample does tell one rounding from two

@@ -21,7 +21,8 @@ import numba as nb
 import numpy as np
 
 from .. import rng
-from .base import PixelOp, check_probability
+from .base import PixelOp, check_probability, sample_coin
+from .fma import fma32
 
 _ROUNDER = np.float32(1.5 * 2**23)
 _MAX = np.float32(255.0)
@@ -68,22 +69,42 @@ def _round_u8(v: np.float32) -> np.uint8:
 
 
 @nb.njit(nogil=True, cache=True, inline="always")
-def _convolve_row(src: np.ndarray, step: int, weights: np.ndarray, out: np.ndarray) -> None:
-    """``out[x] = sum_t weights[t] * src[x + t * step]`` for the symmetric kernel, folded around its centre."""
-    k = weights.shape[0]
-    r = k // 2
+def _sum_taps(src: np.ndarray, centre: int, near: np.ndarray, far: np.ndarray, weights: np.ndarray,
+              out: np.ndarray) -> None:
+    """``out[x] = weights[r] * src[centre + x] + sum_t weights[t] * (src[near[t] + x] + src[far[t] + x])``.
+
+    The symmetric kernel (radius ``r``, ``w[t] == w[2r - t]``) is folded around its centre and the taps are added
+    in the order t = 0, 1, ..., each with one FMA (as torch's convolution), four per sweep over ``out``: the partial
+    sum stays in a register for four taps instead of being stored and reloaded after each (10-15% faster from
+    radius 4 up).
+    """
     n = out.shape[0]
+    r = weights.shape[0] // 2
     wc = weights[r]
-    mid = r * step
-    centre = src[mid:mid + n]
+    mid = src[centre:centre + n]
     for x in range(n):
-        out[x] = wc * centre[x]
-    for t in range(r):
-        wt = weights[t]
-        near = src[t * step:t * step + n]  # slices keep the indices non-negative: the loop vectorises
-        far = src[(k - 1 - t) * step:(k - 1 - t) * step + n]
+        out[x] = wc * mid[x]
+    t = 0
+    while t + 4 <= r:
+        w0, w1, w2, w3 = weights[t], weights[t + 1], weights[t + 2], weights[t + 3]
+        a0, b0 = src[near[t]:near[t] + n], src[far[t]:far[t] + n]  # slices: non-negative indices, vectorised
+        a1, b1 = src[near[t + 1]:near[t + 1] + n], src[far[t + 1]:far[t + 1] + n]
+        a2, b2 = src[near[t + 2]:near[t + 2] + n], src[far[t + 2]:far[t + 2] + n]
+        a3, b3 = src[near[t + 3]:near[t + 3] + n], src[far[t + 3]:far[t + 3] + n]
         for x in range(n):
-            out[x] += wt * (near[x] + far[x])
+            acc = out[x]
+            acc = fma32(w0, a0[x] + b0[x], acc)
+            acc = fma32(w1, a1[x] + b1[x], acc)
+            acc = fma32(w2, a2[x] + b2[x], acc)
+            acc = fma32(w3, a3[x] + b3[x], acc)
+            out[x] = acc
+        t += 4
+    while t < r:
+        wt = weights[t]
+        near_t, far_t = src[near[t]:near[t] + n], src[far[t]:far[t] + n]
+        for x in range(n):
+            out[x] = fma32(wt, near_t[x] + far_t[x], out[x])
+        t += 1
 
 
 @nb.njit(nogil=True, cache=True)
@@ -98,7 +119,7 @@ def effective_radius(weights: np.ndarray) -> int:
     return 0
 
 
-@nb.njit(nogil=True, cache=True, fastmath={"contract"})
+@nb.njit(nogil=True, cache=True)
 def blur_image(img: np.ndarray, kernel_size: int, sigma: float) -> None:
     """Gaussian-blur the C-contiguous (H, W, 3) uint8 image in place: reflect padding of ``k // 2``, float32,
     rounded half to even."""
@@ -109,10 +130,12 @@ def blur_image(img: np.ndarray, kernel_size: int, sigma: float) -> None:
         return  # the centre weight is 1 to within TAIL_LEVELS: rounding gives the image back
     weights = full[kernel_size // 2 - r:kernel_size // 2 + r + 1]
     row_len = w * 3
-    tmp = np.empty((h, row_len), dtype=np.float32)
+    tmp = np.empty(h * row_len, dtype=np.float32)  # the horizontal pass, row after row
     padded = np.empty((w + 2 * r) * 3, dtype=np.float32)
     rows = img.reshape(h, row_len)
     inner = padded[r * 3:r * 3 + row_len]
+    near = np.arange(r) * 3  # tap t of a row reads padded[3 t + x] and padded[3 (2r - t) + x]
+    far = (2 * r - np.arange(r)) * 3
     for y in range(h):
         row = rows[y]
         for x in range(row_len):  # the row itself, then its mirrored margins
@@ -123,20 +146,14 @@ def blur_image(img: np.ndarray, kernel_size: int, sigma: float) -> None:
             for c in range(3):
                 padded[xp * 3 + c] = row[left + c]
                 padded[(w + r + xp) * 3 + c] = row[right + c]
-        _convolve_row(padded, 3, weights, tmp[y])
+        _sum_taps(padded, r * 3, near, far, weights, tmp[y * row_len:(y + 1) * row_len])
     # vertical pass: output row y mixes rows y - r .. y + r of tmp (mirrored at the borders), folded like the rows
     acc = np.empty(row_len, dtype=np.float32)
-    wc = weights[r]
     for y in range(h):
-        center = tmp[y]
-        for x in range(row_len):
-            acc[x] = wc * center[x]
         for t in range(r):
-            wt = weights[t]
-            above = tmp[reflect_index(y + t - r, h)]
-            below = tmp[reflect_index(y + r - t, h)]
-            for x in range(row_len):
-                acc[x] += wt * (above[x] + below[x])
+            near[t] = reflect_index(y + t - r, h) * row_len
+            far[t] = reflect_index(y + r - t, h) * row_len
+        _sum_taps(tmp, y * row_len, near, far, weights, acc)
         row = rows[y]
         for x in range(row_len):
             row[x] = _round_u8(acc[x])
@@ -185,9 +202,8 @@ class GaussianBlur(PixelOp):
 
         @nb.njit(nogil=True, cache=True)
         def sample(state, params):
-            fired = rng.rand(state) < p
-            params[0] = 1.0 if fired else 0.0
-            params[1] = rng.uniform(state, lo, hi) if fired else 0.0
+            sample_coin(state, p, params)
+            params[1] = rng.uniform(state, lo, hi) if params[0] == 1.0 else 0.0
 
         return sample
 
