@@ -145,7 +145,8 @@ def format_targets(checks: list[dict[str, Any]]) -> str:
 
 def format_op_costs(op_costs: dict[str, Any]) -> str:
     lines = ["Op costs (benches.op_costs: microseconds per image, one core):"]
-    lines += [f"  {size}: " + ", ".join(f"{name} {r['ours_us']:.0f} (torchvision {r['torchvision_us']:.0f})"
+    lines += [f"  {size}: " + ", ".join(f"{name} {r['ours_cpu_min_us']:.0f} "
+                                       f"(torchvision {r['torchvision_cpu_min_us']:.0f})"
                                        for name, r in ops.items()) for size, ops in op_costs.items()]
     return "\n".join(lines)
 

@@ -248,8 +248,8 @@ def test_results_are_saved_and_reported_from_the_records(tmp_path):
     results = Results(machine={"cpu_model": "cpu-x"}, settings={"batch_size": 8, "workers": 2},
                       dataset={"name": "set-a", "images": 100}, figures=figs, decode_limit=limits,
                       torchvision_blur={}, ffcv_status="not requested", ffcv_ratios={}, headline=rows,
-                      targets=target_checks(rows, {}), op_costs={"224": {"blur": {"ours_us": 300.0,
-                                                                                  "torchvision_us": 900.0}}},
+                      targets=target_checks(rows, {}), op_costs={"224": {"blur": {"ours_cpu_min_us": 300.0,
+                                                                                  "torchvision_cpu_min_us": 900.0}}},
                       total_seconds=3.0)
     text = bench_report(results)
     assert text.startswith("== set-a: 100 images, batch 8, 2 workers, cpu-x")
