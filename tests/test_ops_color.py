@@ -286,7 +286,7 @@ def test_fma32_rounds_once_like_a_fused_multiply_add() -> None:
 
     import numba as nb
 
-    from fastssl_loader.ops.fma import fma32
+    from fastssl_loader.ops.fma import _fma32_exact, fma32
 
     fma = nb.njit(lambda a, b, c: fma32(a, b, c))
     gen = np.random.default_rng(4)
@@ -298,5 +298,6 @@ def test_fma32_rounds_once_like_a_fused_multiply_add() -> None:
         expected = nearest_float32(Fraction(float(a)) * Fraction(float(b)) + Fraction(float(c)))
         got = fma(a, b, c)
         assert got == expected, (a, b, c, got, expected)
+        assert _fma32_exact(a, b, c) == expected, (a, b, c)  # the NUMBA_DISABLE_JIT path rounds the same
         two_roundings_differ += bool(a * b + c != expected)  # numpy float32: product rounded, then the sum
     assert two_roundings_differ > 0  # the sample does tell one rounding from two
