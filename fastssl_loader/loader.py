@@ -160,9 +160,13 @@ class Loader:
         return len(self._order)
 
     def set_epoch(self, epoch: int) -> None:
-        """Make the next ``iter()`` run ``epoch`` from its start (later ones continue from it)."""
-        self._next_epoch = _check_int("epoch", epoch, 0)
-        self._resume_at = 0
+        """Make the next ``iter()`` run ``epoch`` (later ones continue from it): from its start, or, when
+        ``epoch`` is the one a :meth:`load_state_dict` restored, from the restored position (Lightning and
+        ``DistributedSampler``-style loops call ``set_epoch(e)`` after loading the state of epoch e)."""
+        epoch = _check_int("epoch", epoch, 0)
+        if epoch != self._next_epoch:
+            self._resume_at = 0
+        self._next_epoch = epoch
 
     def state_dict(self) -> dict[str, Any]:
         """Where the loader stands, to resume exactly there (torchdata ``StatefulDataLoader`` convention).
