@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from fastssl_loader import DatasetFormatError, Loader, write_dataset
+from fastssl_loader import CorruptSampleError, DatasetFormatError, Loader, write_dataset
+from fastssl_loader.format import STORAGE_JPEG
 from fastssl_loader.multi_reader import MultiDatasetReader, open_dataset, read_manifest, write_manifest
 from fastssl_loader.order import ORDERS
 from fastssl_loader.reader import DatasetReader
@@ -126,3 +127,22 @@ def test_files_that_do_not_belong_together_are_refused(converted, source, tmp_pa
         Loader(missing, 2, [BIG, SMALL])
     with pytest.raises(TypeError, match="a dataset is a path"):
         Loader(42, 2, [BIG, SMALL])
+
+
+def test_a_corrupt_sample_is_named_by_its_file(converted, tmp_path):
+    whole, shards, _ = converted
+    reader = DatasetReader(shards[1])
+    if reader.storage[2] != STORAGE_JPEG:
+        pytest.skip("raw samples have no payload to corrupt")
+    broken = tmp_path / "part-1.fssl"
+    data = bytearray(shards[1].read_bytes())
+    start = int(reader.offsets[2])
+    data[start:start + int(reader.sizes[2])] = bytes(int(reader.sizes[2]))  # the JPEG payload zeroed
+    broken.write_bytes(bytes(data))
+    multi = MultiDatasetReader([shards[0], broken, shards[2]])
+    index = int(multi.starts[1]) + 2
+    with pytest.raises(CorruptSampleError, match=rf"sample {index} in .*part-1.fssl \(sample 2 of that file\)"):
+        multi.image(index)
+    loader = Loader(multi, 5, [BIG, SMALL], num_workers=1, order="sequential", drop_last=False)
+    with pytest.raises(CorruptSampleError, match=rf"sample {index} in .*part-1.fssl \(sample 2 of that file\)"):
+        list(loader)
