@@ -32,7 +32,8 @@ batch it was working on, or the first batch nobody claimed, is due.
 
 Resuming: ``state = loader.state_dict()`` between batches, then ``loader.load_state_dict(state)`` on a
 loader with the same settings: its next ``iter()`` yields the rest of that epoch exactly as the uninterrupted
-run would have (``torchdata``'s ``StatefulDataLoader`` convention).
+run would have (``torchdata``'s ``StatefulDataLoader`` convention). ``set_epoch`` of the restored epoch keeps
+that position (Lightning calls it after ``load_state_dict``); another epoch starts from its first batch.
 
 Sharding (``distributed=True``) and the orders are described in :mod:`fastssl_loader.order`.
 Compilation: views with equal ops share one compiled plan per process (:func:`~fastssl_loader.plan.compiled_plan`).

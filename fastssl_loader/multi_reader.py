@@ -81,8 +81,9 @@ class MultiDatasetReader:
         lengths = np.array([len(r) for r in self.readers], dtype=np.int64)
         self.starts = np.concatenate(([0], np.cumsum(lengths))).astype(np.int64)  # file k: starts[k]..starts[k+1]
         self.path = self.manifest or f"{self.readers[0].path} (+{len(self.readers) - 1} more files)"
-        first = self.readers[0].schema
-        self.schema: dict[str, Any] = {**first, "num_samples": int(self.starts[-1]),
+        # the first file's schema for the whole, less what describes one file only (readers[k].schema has it)
+        whole = {k: v for k, v in self.readers[0].schema.items() if k not in ("shard", "skipped")}
+        self.schema: dict[str, Any] = {**whole, "num_samples": int(self.starts[-1]),
                                        "files": [r.path for r in self.readers]}
         self.max_pixels = max(r.max_pixels for r in self.readers)
         bases = np.concatenate(([0], np.cumsum([r.data_size for r in self.readers])[:-1]))

@@ -69,6 +69,7 @@ def test_the_reader_contract_across_files(converted):
     with pytest.raises(IndexError, match="out of range"):
         multi.payload(len(one))
     assert multi.schema["num_samples"] == len(one) and multi.schema["files"] == [str(p) for p in shards]
+    assert "shard" not in multi.schema and multi.readers[2].schema["shard"]["index"] == 2
     assert "part-1.fssl (sample 2 of that file)" in multi.describe(int(multi.starts[1]) + 2)
     clone = pickle.loads(pickle.dumps(multi))
     np.testing.assert_array_equal(clone.image(len(one) - 2), one.image(len(one) - 2))
@@ -133,7 +134,7 @@ def test_a_corrupt_sample_is_named_by_its_file(converted, tmp_path):
     whole, shards, _ = converted
     reader = DatasetReader(shards[1])
     if reader.storage[2] != STORAGE_JPEG:
-        pytest.skip("raw samples have no payload to corrupt")
+        pytest.skip("stored raw pixels cannot be corrupt: any bytes are an image")
     broken = tmp_path / "part-1.fssl"
     data = bytearray(shards[1].read_bytes())
     start = int(reader.offsets[2])
