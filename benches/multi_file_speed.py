@@ -6,9 +6,9 @@
 The folder's images are converted once, as JPEG at ``--quality`` and ``--max-resolution``, into one file and
 into ``--shards`` files (``write_dataset(..., shard=(k, n))``, with a ``.fsslm`` manifest), cached in
 ``--work-dir``. Both loaders compile and run one untimed epoch, then their timed epochs alternate
-(``--repeats`` each) so that a busy machine slows both alike; the medians, the best epochs and their ratios are
-printed and written as JSON to ``--out``. The epochs hold the same batches (same order, same pixels), so the ratio is the
-cost of reading from several files.
+(``--repeats`` each) so that a busy machine slows both alike; the medians, the best epochs and their ratios
+are printed and written as JSON to ``--out``. The epochs hold the same batches (same order, same pixels), so
+the ratio is the cost of reading from several files.
 """
 from __future__ import annotations
 
