@@ -15,6 +15,7 @@ same shard of a source, is refused too.
 """
 from __future__ import annotations
 
+import operator
 import os
 from pathlib import Path
 from typing import Any, Sequence
@@ -104,6 +105,10 @@ class MultiDatasetReader:
     def locate(self, i: int) -> tuple[DatasetReader, int]:
         """(file reader, index in that file) of sample i."""
         n = len(self)
+        try:
+            i = operator.index(i)
+        except TypeError:
+            raise TypeError(f"sample index must be an integer, got {i!r}") from None
         if not -n <= i < n:
             raise IndexError(f"sample index {i} out of range for {n} samples")
         i %= n

@@ -68,6 +68,8 @@ def test_the_reader_contract_across_files(converted):
     np.testing.assert_array_equal(multi.image(-1), one.image(len(one) - 1))
     with pytest.raises(IndexError, match="out of range"):
         multi.payload(len(one))
+    with pytest.raises(TypeError, match="must be an integer"):
+        multi.image(1.5)
     assert multi.schema["num_samples"] == len(one) and multi.schema["files"] == [str(p) for p in shards]
     assert "shard" not in multi.schema and multi.readers[2].schema["shard"]["index"] == 2
     assert "part-1.fssl (sample 2 of that file)" in multi.describe(int(multi.starts[1]) + 2)
