@@ -104,8 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "with - or _); options given on the command line override it")
     g = p.add_argument_group("data")
     g.add_argument("--data", default="../shared/data/cifar10",
-                   help="dataset root with train/ and test/ ImageFolders, or a train ImageFolder / .fssl file")
-    g.add_argument("--train", default=None, help="train split (ImageFolder or .fssl); default <data>/train")
+                   help="dataset root with train/ and test/ ImageFolders, or a train ImageFolder / .fssl / .fsslm")
+    g.add_argument("--train", default=None, help="train split (ImageFolder, .fssl or .fsslm); default <data>/train")
     g.add_argument("--eval", nargs="*", default=None,
                    help="evaluation sets (ImageFolders or .fssl files with the train classes); default <data>/test")
     g.add_argument("--make-shifted-evals", nargs="*", default=None, choices=SHIFTS, metavar="SHIFT",
@@ -173,6 +173,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--resume", default=None, help="checkpoint to resume from ('auto' = <out>/checkpoint.pt if any)")
     g.add_argument("--stop-after", type=int, default=None, help="stop (with a checkpoint) after this many epochs of "
                    "the --epochs schedule, to continue later with --resume")
+    g.add_argument("--ckpt-every-steps", type=int, default=0, help="also checkpoint every N steps, mid-epoch: "
+                   "--resume continues the epoch at the next batch (needs --loader fastssl)")
+    g.add_argument("--stop-after-steps", type=int, default=None, help="stop (with a checkpoint, mid-epoch if need "
+                   "be) after this many steps, to continue later with --resume (needs --loader fastssl)")
     g.add_argument("--tensorboard", action="store_true", help="write TensorBoard scalars (needs tensorboard)")
     g.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
     return p
@@ -209,6 +213,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             parser.error(f"--{name.replace('_', '-')} must be positive (got {value})")
     if not 0.0 <= args.alpha <= 1.0:
         parser.error(f"--alpha must be in [0, 1] (got {args.alpha})")
+    if (args.ckpt_every_steps or args.stop_after_steps is not None) and args.loader != "fastssl":
+        parser.error("mid-epoch checkpoints (--ckpt-every-steps, --stop-after-steps) need --loader fastssl")
     if args.make_shifted_evals is not None and not args.make_shifted_evals:
         args.make_shifted_evals = list(SHIFTS)
     return args
@@ -580,7 +586,7 @@ def check_source(path: str | Path, what: str) -> Path:
     """A split must be an existing ImageFolder directory or .fssl file."""
     path = Path(path)
     if not (path.is_dir() or (path.is_file() and is_fssl(path))):
-        raise FileNotFoundError(f"{what} {path}: not an ImageFolder directory or a .fssl file")
+        raise FileNotFoundError(f"{what} {path}: not an ImageFolder directory, a .fssl file or a .fsslm manifest")
     return path
 
 
@@ -727,10 +733,12 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def save_checkpoint(path: Path, state: dict) -> None:
-    """Atomic save: a partly written checkpoint never replaces a good one."""
+def save_checkpoint(path: Path, trainer: Trainer, epoch: int, history: list[dict], **mid_epoch: Any) -> None:
+    """Atomic save of the state to continue at ``epoch``; a mid-epoch checkpoint adds the loader's state and the
+    epoch's running sums (``mid_epoch``). A partly written checkpoint never replaces a good one."""
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
+    torch.save({"trainer": trainer.state_dict(), "epoch": epoch, "history": history, "rng": rng_state(),
+                "args": vars(trainer.args), **mid_epoch}, tmp)
     os.replace(tmp, path)
 
 
@@ -853,35 +861,41 @@ class Trainer:
         self.step = state["step"]
 
 
-def train_epoch(trainer: Trainer, loader: Any, epoch: int, log: RunLog, show_bar: bool, world: int) -> dict:
-    """One pass over the loader; returns the epoch record (throughput, data wait, mean losses, last lr)."""
+def train_epoch(trainer: Trainer, loader: Any, epoch: int, log: RunLog, show_bar: bool, world: int,
+                sums: dict | None = None, after_step: Callable[[dict], bool] | None = None) -> dict | None:
+    """One pass over the loader (the rest of it when resumed mid-epoch with the epoch's running ``sums``);
+    returns the epoch record (throughput, data wait, mean losses, last lr), or None when ``after_step(sums)``
+    asked to stop mid-epoch."""
     args = trainer.args
-    loader.set_epoch(epoch)
+    loader.set_epoch(epoch)  # keeps the position a mid-epoch resume restored
     trainer.net.train()
-    sums: dict[str, float] = {}
+    sums = sums or {"steps": 0, "seen": 0, "values": {}}
     seen, wait, steps = 0, 0.0, 0
     bar = None
     if show_bar:
         from tqdm import tqdm
-        bar = tqdm(total=len(loader), desc=f"epoch {epoch + 1}/{args.epochs}", leave=False)
+        bar = tqdm(total=len(loader), initial=sums["steps"], desc=f"epoch {epoch + 1}/{args.epochs}", leave=False)
     epoch_start = tick = time.perf_counter()
     for views, labels in loader:
         wait += time.perf_counter() - tick
         values = trainer.train_step(views, labels)
         steps += 1
         seen += len(labels)
+        sums["steps"], sums["seen"] = sums["steps"] + 1, sums["seen"] + len(labels)
         for k, v in values.items():
-            sums[k] = sums.get(k, 0.0) + v
+            sums["values"][k] = sums["values"].get(k, 0.0) + v
         if args.log_every and trainer.step % args.log_every == 0:
             log.write({"type": "step", "epoch": epoch, "step": trainer.step, **values}, trainer.step)
         if bar is not None:
             bar.set_postfix(loss=f"{values['loss']:.4f}", lr=f"{values['lr']:.2e}")
             bar.update()
+        if after_step is not None and sums["steps"] < len(loader) and after_step(sums):
+            return None
         tick = time.perf_counter()
     epoch_time = time.perf_counter() - epoch_start
     if bar is not None:
         bar.close()
-    means = {k: v / max(steps, 1) for k, v in sums.items()}
+    means = {k: v / max(sums["steps"], 1) for k, v in sums["values"].items()}
     return {"type": "epoch", "epoch": epoch + 1, "step": trainer.step, **means,
             "lr": values["lr"] if steps else trainer.peak_lr, "epoch_time_s": epoch_time,
             "images_per_s": seen * world / epoch_time, "data_wait_frac": wait / epoch_time}
@@ -939,28 +953,52 @@ def build_data(args: argparse.Namespace, device: torch.device, rank: int, world:
     return RunData(loader, bank, evals, num_classes_of(train_src), compile_s)
 
 
-def resume(trainer: Trainer, args: argparse.Namespace, out: Path, device: torch.device) -> tuple[int, list, str | None]:
-    """Load --resume's checkpoint into the trainer; returns (first epoch to run, history so far, its path)."""
+def resume(trainer: Trainer, args: argparse.Namespace, out: Path, device: torch.device) -> dict:
+    """Load --resume's checkpoint into the trainer and the RNGs; returns it (``epoch``: the first epoch to run;
+    ``history``; ``loader`` and ``sums`` for a mid-epoch one), an empty start without one."""
     path = out / "checkpoint.pt" if args.resume == "auto" else (Path(args.resume) if args.resume else None)
     if path is not None and path.exists():
         ckpt = torch.load(path, map_location=device, weights_only=False)
+        if ckpt.get("loader") is not None and args.loader != "fastssl":
+            raise ValueError(f"--resume {path}: a mid-epoch checkpoint needs --loader fastssl")
         trainer.load_state_dict(ckpt["trainer"])
         set_rng_state(ckpt["rng"])
-        return ckpt["epoch"], ckpt["history"], str(path)
+        return {**ckpt, "path": str(path)}
     if args.resume not in (None, "auto"):
         raise FileNotFoundError(f"--resume {args.resume}: no such checkpoint")
-    return 0, [], None
+    return {"epoch": 0, "history": [], "path": None}
+
+
+def stopping(args: argparse.Namespace, trainer: Trainer) -> bool:
+    """Whether --stop-after-steps is reached."""
+    return args.stop_after_steps is not None and trainer.step >= args.stop_after_steps
 
 
 def run_epochs(trainer: Trainer, data: RunData, args: argparse.Namespace, log: RunLog, out: Path, rank: int,
-               world: int, start_epoch: int, history: list[dict]) -> dict[str, float]:
-    """Train from ``start_epoch`` to the last epoch of this launch, evaluating and checkpointing on schedule;
-    appends the epoch records to ``history`` and returns the last evaluation ({} if none ran)."""
+               world: int, start: dict) -> dict[str, float]:
+    """Train from the ``start`` checkpoint's epoch (and batch) to the last epoch of this launch, evaluating and
+    checkpointing on schedule; appends the epoch records to its history and returns the last evaluation ({} if
+    none ran)."""
     final: dict[str, float] = {}
+    history, sums = start["history"], start.get("sums")
+    if start.get("loader") is not None:  # mid-epoch: every rank continues at the saved batch of its own shard
+        data.train.load_state_dict(dict(start["loader"], rank=data.train.rank))
+
+    def after_step(epoch: int, sums: dict) -> bool:
+        stop = stopping(args, trainer)
+        if rank == 0 and (stop or (args.ckpt_every_steps and trainer.step % args.ckpt_every_steps == 0)):
+            save_checkpoint(out / "checkpoint.pt", trainer, epoch, history, loader=data.train.state_dict(), sums=sums)
+        return stop
+
     last_epoch = args.epochs if args.stop_after is None else min(args.stop_after, args.epochs)
-    for epoch in range(start_epoch, last_epoch):
-        seed_epoch(args.seed, epoch)
-        record = train_epoch(trainer, data.train, epoch, log, rank == 0 and not args.no_progress, world)
+    for epoch in range(start["epoch"], last_epoch):
+        if sums is None:  # a mid-epoch resume restored the RNG state of its step instead
+            seed_epoch(args.seed, epoch)
+        record = train_epoch(trainer, data.train, epoch, log, rank == 0 and not args.no_progress, world, sums,
+                             functools.partial(after_step, epoch))
+        if record is None:
+            break
+        sums = None
         if data.evaluating and ((epoch + 1) % args.eval_every == 0 or epoch + 1 == args.epochs):
             final = evaluate(trainer.model, data.bank, data.evals, data.num_classes, args, trainer.device,
                              trainer.amp)
@@ -969,9 +1007,11 @@ def run_epochs(trainer: Trainer, data: RunData, args: argparse.Namespace, log: R
         log.write(record, trainer.step)
         if rank == 0:
             print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in record.items()}), flush=True)
-        if rank == 0 and ((args.ckpt_every and (epoch + 1) % args.ckpt_every == 0) or epoch + 1 == last_epoch):
-            save_checkpoint(out / "checkpoint.pt", {"trainer": trainer.state_dict(), "epoch": epoch + 1,
-                                                    "history": history, "rng": rng_state(), "args": vars(args)})
+        stop = stopping(args, trainer)
+        if rank == 0 and ((args.ckpt_every and (epoch + 1) % args.ckpt_every == 0) or epoch + 1 == last_epoch or stop):
+            save_checkpoint(out / "checkpoint.pt", trainer, epoch + 1, history)
+        if stop:
+            break
     return final
 
 
@@ -980,12 +1020,13 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     device, rank, world, out, log = setup_run(args)
     data = build_data(args, device, rank, world)
     trainer = Trainer(args, data.num_classes, 2, len(data.train), device, world)  # views 0, 1: the global views
-    start_epoch, history, resumed_from = resume(trainer, args, out, device)
-    log.write({"type": "start", "start_epoch": start_epoch, "resumed_from": resumed_from if start_epoch else None,
+    start = resume(trainer, args, out, device)
+    start_epoch, history = start["epoch"], start["history"]
+    log.write({"type": "start", "start_epoch": start_epoch, "start_step": trainer.step, "resumed_from": start["path"],
                "world_size": world, "device": str(device), "loader": args.loader}, trainer.step)
-    final = run_epochs(trainer, data, args, log, out, rank, world, start_epoch, history)
+    final = run_epochs(trainer, data, args, log, out, rank, world, start)
     last_epoch = args.epochs if args.stop_after is None else min(args.stop_after, args.epochs)
-    if data.evaluating and not final and last_epoch == args.epochs:  # e.g. --epochs 0, or resumed after the end
+    if data.evaluating and not final and last_epoch == args.epochs and not stopping(args, trainer):  # e.g. --epochs 0
         final = evaluate(trainer.model, data.bank, data.evals, data.num_classes, args, device, trainer.amp)
         record = {"type": "eval", "epoch": max(last_epoch, start_epoch), "step": trainer.step, **final}
         history.append(record)

@@ -2,7 +2,8 @@
 
 Public API (imported lazily so that converter worker processes stay light)::
 
-    write_dataset, DatasetReader, Loader, ProgressiveResolution, ops, presets
+    write_dataset, DatasetReader, MultiDatasetReader, open_dataset, write_manifest, Loader,
+    ProgressiveResolution, ops, presets
 """
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ _EXPORTS = {
     "write_dataset": "fastssl_loader.writer",
     "WriteReport": "fastssl_loader.writer",
     "DatasetReader": "fastssl_loader.reader",
+    "MultiDatasetReader": "fastssl_loader.multi_reader",
+    "open_dataset": "fastssl_loader.multi_reader",
+    "write_manifest": "fastssl_loader.multi_reader",
     "DatasetFormatError": "fastssl_loader.errors",
     "CorruptSampleError": "fastssl_loader.errors",
     "SourceImageError": "fastssl_loader.errors",

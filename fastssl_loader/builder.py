@@ -93,11 +93,12 @@ class BatchBuilder:
                 epoch: int) -> tuple[np.ndarray, ...]:
         """(src, offsets, src_heights, src_widths) for plan.apply: each sample decoded once.
 
-        An all-raw batch is read in place from the mapped file; otherwise every sample goes into the scratch.
+        An all-raw batch of a one-file dataset is read in place from the mapped file; otherwise every sample goes
+        into the scratch (a dataset of several files has no single buffer: ``reader.data`` is None).
         """
         reader = self.reader
         is_jpeg = reader.storage[ids] == STORAGE_JPEG
-        if not is_jpeg.any():
+        if not is_jpeg.any() and reader.data is not None:
             return reader.data, reader.offsets[ids], heights, widths
         scales = self.dct_scales(params, epoch) if self.dct_scale else np.ones(len(ids), dtype=np.int64)
         src_h, src_w = heights.copy(), widths.copy()
@@ -107,8 +108,7 @@ class BatchBuilder:
         offsets = np.concatenate(([0], np.cumsum(nbytes)[:-1])).astype(np.int64)
         scratch = self._scratch_of(int(nbytes.sum()))
         for i, sample in enumerate(ids):
-            start, size = int(reader.offsets[sample]), int(reader.sizes[sample])
-            payload, dest = reader.data[start:start + size], scratch[offsets[i]:offsets[i] + nbytes[i]]
+            payload, dest = reader.payload(int(sample)), scratch[offsets[i]:offsets[i] + nbytes[i]]
             if is_jpeg[i]:
                 self._decode_jpeg(int(sample), payload, int(scales[i]), dest, (src_h[i], src_w[i], 3))
             else:
@@ -122,18 +122,19 @@ class BatchBuilder:
         """Decode one JPEG sample into ``dest`` at 1/scale, after checking its header against the index (so a
         crafted header cannot make the decoder allocate a huge image)."""
         reader = self.reader
+        where = reader.describe(sample)
         try:
             header = jpeg.jpeg_shape(payload)
         except ValueError as exc:
-            raise CorruptSampleError(sample, f"unreadable JPEG header: {exc}", str(reader.path)) from exc
+            raise CorruptSampleError(sample, f"unreadable JPEG header: {exc}", where) from exc
         stored = (int(reader.heights[sample]), int(reader.widths[sample]))
         if header != stored:
             raise CorruptSampleError(sample, f"JPEG header says {header[0]}x{header[1]} but the index says "
-                                             f"{stored[0]}x{stored[1]}", str(reader.path))
+                                             f"{stored[0]}x{stored[1]}", where)
         try:
             image = jpeg.decode_jpeg(payload, scale=scale, out=dest)
         except ValueError as exc:
-            raise CorruptSampleError(sample, str(exc), str(reader.path)) from exc
+            raise CorruptSampleError(sample, str(exc), where) from exc
         if image.shape != shape:
             raise CorruptSampleError(sample, f"decoded shape {image.shape} but the index says "
-                                             f"{stored[0]}x{stored[1]} (scale 1/{scale})", str(reader.path))
+                                             f"{stored[0]}x{stored[1]} (scale 1/{scale})", where)

@@ -18,7 +18,8 @@ SUBSET_SEED = 12345  # subsets are fixed: the same images whatever the run's see
 
 
 def is_fssl(path: str | Path) -> bool:
-    return Path(path).suffix == ".fssl"
+    """A converted dataset: one .fssl file, or a .fsslm manifest of several (fastssl_loader.multi_reader)."""
+    return Path(path).suffix in (".fssl", ".fsslm")
 
 
 def subset_indices(n: int, limit: int | None) -> np.ndarray:
@@ -39,12 +40,12 @@ def folder_samples(root: Path) -> tuple[list[tuple[str, int]], list[str]]:
 
 
 class ReaderImages:
-    """Indexable (HxWx3 uint8 image, label) view of a fixed subset of a .fssl file."""
+    """Indexable (HxWx3 uint8 image, label) view of a fixed subset of a converted dataset (file or manifest)."""
 
     def __init__(self, path: Path, limit: int | None = None) -> None:
-        from .reader import DatasetReader
+        from .multi_reader import open_dataset
 
-        self.reader = DatasetReader(str(path))
+        self.reader = open_dataset(str(path))
         self.indices = subset_indices(len(self.reader), limit)
 
     def __len__(self) -> int:
@@ -65,9 +66,9 @@ def source_items(src: Path, limit: int | None) -> list[tuple[str, int]] | Reader
 
 def num_classes_of(src: Path) -> int:
     if is_fssl(src):
-        from .reader import DatasetReader
+        from .multi_reader import open_dataset
 
-        return int(DatasetReader(str(src)).labels.max()) + 1
+        return int(open_dataset(str(src)).labels.max()) + 1
     return len(folder_samples(src)[1])
 
 

@@ -22,6 +22,9 @@ What Lightning does with the loaders, and why it works (checked against Lightnin
   (``reload_dataloaders_every_n_epochs``) or resumes a fit from a checkpoint. Lightning creates the first
   epoch's iterator before it calls ``set_epoch(0)`` (and calls ``iter()`` once just to check iterability), so
   the wrapper starts the loader's epoch at the first batch, as a ``DataLoader`` reads its sampler lazily.
+- Resuming mid-epoch: Lightning saves the training loader's ``state_dict()`` in a checkpoint (a step
+  checkpoint too) and, on resume, calls ``load_state_dict`` and then ``set_epoch`` with the same epoch before
+  iterating; that ``set_epoch`` keeps the restored position, so the fit continues at the next batch.
 - Batch lifetime: the loaders have ``len()``, so Lightning fetches one batch at a time, without prefetching,
   and a batch sharing the loader's recycled CPU buffer stays valid for the whole training step.
 - Device: unless ``device`` is given in the options, batches are produced on the trainer's CUDA device when it

@@ -3,6 +3,7 @@
 Usage::
 
     loader = Loader("train.fssl", batch_size=256, views=presets.byol(224), device="cuda")
+    # a dataset in several files: a list of .fssl paths, or a .fsslm manifest (see fastssl_loader.multi_reader)
     for epoch in range(epochs):
         loader.set_epoch(epoch)                # optional, see "Epochs"
         for views, labels in loader:           # views: one [B, 3, H, W] tensor per view; labels: int64 [B]
@@ -31,7 +32,8 @@ batch it was working on, or the first batch nobody claimed, is due.
 
 Resuming: ``state = loader.state_dict()`` between batches, then ``loader.load_state_dict(state)`` on a
 loader with the same settings: its next ``iter()`` yields the rest of that epoch exactly as the uninterrupted
-run would have (``torchdata``'s ``StatefulDataLoader`` convention).
+run would have (``torchdata``'s ``StatefulDataLoader`` convention). ``set_epoch`` of the restored epoch keeps
+that position (Lightning calls it after ``load_state_dict``); another epoch starts from its first batch.
 
 Sharding (``distributed=True``) and the orders are described in :mod:`fastssl_loader.order`.
 Compilation: views with equal ops share one compiled plan per process (:func:`~fastssl_loader.plan.compiled_plan`).
@@ -49,7 +51,7 @@ import os
 import threading
 import time
 import weakref
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -60,6 +62,7 @@ from .device import DeviceStage
 from .ops.base import Op
 from .order import EpochOrder
 from .plan import ViewPlan, compiled_plan, ops_key
+from .multi_reader import MultiDatasetReader, open_dataset
 from .reader import DatasetReader
 
 _JOIN_TIMEOUT_S = 60.0
@@ -117,7 +120,8 @@ def _rank_and_world(distributed: bool, rank: int | None, world_size: int | None)
 class Loader:
     """Multi-view SSL batches from a converted dataset file; see the module docstring for the semantics."""
 
-    def __init__(self, path_or_reader: str | os.PathLike | DatasetReader, batch_size: int, views: Any, *,
+    def __init__(self, path_or_reader: str | os.PathLike | Sequence[str | os.PathLike] | DatasetReader |
+                 MultiDatasetReader, batch_size: int, views: Any, *,
                  num_workers: int | None = None, order: str = "random", seed: int = 0, drop_last: bool = True,
                  distributed: bool = False, rank: int | None = None, world_size: int | None = None,
                  device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
@@ -133,12 +137,7 @@ class Loader:
         self.dct_scale = bool(dct_scale)
         self.return_indices = bool(return_indices)
         self.return_params = bool(return_params)
-        if isinstance(path_or_reader, DatasetReader):
-            self.reader = path_or_reader
-        elif isinstance(path_or_reader, (str, os.PathLike)):
-            self.reader = DatasetReader(path_or_reader)
-        else:
-            raise TypeError(f"path_or_reader must be a path or a DatasetReader, got {type(path_or_reader)}")
+        self.reader = open_dataset(path_or_reader)
         self.plans: list[ViewPlan] = [_plan_of_view(i, ops) for i, ops in enumerate(_view_lists(views))]
         self.order = order
         self.drop_last = bool(drop_last)
@@ -160,9 +159,13 @@ class Loader:
         return len(self._order)
 
     def set_epoch(self, epoch: int) -> None:
-        """Make the next ``iter()`` run ``epoch`` from its start (later ones continue from it)."""
-        self._next_epoch = _check_int("epoch", epoch, 0)
-        self._resume_at = 0
+        """Make the next ``iter()`` run ``epoch`` (later ones continue from it): from its start, or, when
+        ``epoch`` is the one a :meth:`load_state_dict` restored, from the restored position (Lightning and
+        ``DistributedSampler``-style loops call ``set_epoch(e)`` after loading the state of epoch e)."""
+        epoch = _check_int("epoch", epoch, 0)
+        if epoch != self._next_epoch:
+            self._resume_at = 0
+        self._next_epoch = epoch
 
     def state_dict(self) -> dict[str, Any]:
         """Where the loader stands, to resume exactly there (torchdata ``StatefulDataLoader`` convention).

@@ -71,6 +71,7 @@ class DatasetReader:
             self.max_pixels: int = _max_pixels(self.schema)
             self.index: np.ndarray = self._read_index(header)
             self._check_index(header)
+            self.data_size: int = header.data_size  # bytes of the data region (payloads), from HEADER_SIZE on
         except DatasetFormatError as exc:
             raise DatasetFormatError(f"{self.path}: {exc}") from None
 
@@ -146,17 +147,25 @@ class DatasetReader:
             raise IndexError(f"sample index {i} out of range for {n} samples")
         return i % n
 
-    def encoded(self, i: int) -> bytes:
-        """The stored payload of sample i (JPEG bytes, or raw H*W*3 pixels)."""
+    def payload(self, i: int) -> np.ndarray:
+        """The stored payload of sample i, in place: a read-only uint8 view of the map (no copy)."""
         i = self._sample(i)
         start = self.offsets[i]
-        return self.data[start: start + self.sizes[i]].tobytes()
+        return self.data[start: start + self.sizes[i]]
+
+    def describe(self, i: int) -> str:
+        """Where sample i is stored, for error messages: the file's path."""
+        return self.path
+
+    def encoded(self, i: int) -> bytes:
+        """The stored payload of sample i (JPEG bytes, or raw H*W*3 pixels)."""
+        return self.payload(i).tobytes()
 
     def image(self, i: int) -> np.ndarray:
         """Sample i decoded to a new H x W x 3 uint8 RGB array; CorruptSampleError if it cannot be."""
         i = self._sample(i)
-        start, height, width = self.offsets[i], int(self.heights[i]), int(self.widths[i])
-        payload = self.data[start: start + self.sizes[i]]
+        height, width = int(self.heights[i]), int(self.widths[i])
+        payload = self.payload(i)
         if self.storage[i] == fmt.STORAGE_RAW:
             return np.array(payload).reshape(height, width, 3)
         try:

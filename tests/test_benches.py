@@ -383,3 +383,17 @@ def test_imagenet_sample_is_listed_as_a_flat_folder(imagenet_sample_dir):
     name, samples, info = _source_samples(a)
     assert len(samples) == 5 and info["layout"] == "flat" and name.endswith("-n5")
     assert all(Path(f).suffix == ".JPEG" for f, _ in samples)
+
+
+def test_multi_file_speed_smoke_run(tiny_imagefolder, tmp_path, capsys):
+    from benches import multi_file_speed
+
+    out = tmp_path / "multi.json"
+    result = multi_file_speed.main(["--data", str(tiny_imagefolder), "--shards", "3", "--size", "16",
+                                    "--batch-size", "2", "--workers", "1", "--repeats", "2", "--max-resolution", "64",
+                                    "--work-dir", str(tmp_path / "work"), "--out", str(out)])
+    assert result["images_per_epoch"] == {"one_file": 12, "3_files": 12}  # 12 images, batches of 2
+    assert [len(s) for s in result["epoch_seconds"].values()] == [2, 2]
+    assert json.loads(out.read_text())["ratio_files_over_one"] == result["ratio_files_over_one"] > 0
+    assert len(list((tmp_path / "work").rglob("part-*-of-3.fssl"))) == 3
+    assert "3 files / one file" in capsys.readouterr().out

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 import torch.distributed as dist
 
 if not any(importlib.util.find_spec(name) for name in ("lightning", "pytorch_lightning")):
@@ -89,6 +90,26 @@ def test_resumed_fit_continues_with_the_next_loader_epoch(data, tmp_path):
     assert all(b["loader_epoch"] == 1 for b in resumed.train_batches)
     assert seen(first.record(), 0) == plain_batches(data, 0)
     assert seen(resumed.record(), 1) == plain_batches(data, 1)
+
+
+def test_a_fit_resumed_mid_epoch_continues_at_the_next_batch(data, tmp_path):
+    """Lightning stores the loader's state in a mid-epoch checkpoint; on resume it calls load_state_dict, then
+    set_epoch(same epoch), then iterates: the rest of the epoch, exactly the batches the plain Loader yields."""
+    def fit(model: worker.Recorder, ckpt: Path | None = None, **options) -> None:
+        worker.pl.Trainer(accelerator="cpu", devices=1, max_epochs=1, logger=False, enable_progress_bar=False,
+                          enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0,
+                          **options).fit(model, datamodule=worker.datamodule(data), ckpt_path=ckpt)
+
+    first, resumed = worker.Recorder(), worker.Recorder()
+    every_3_steps = worker.pl.callbacks.ModelCheckpoint(dirpath=tmp_path, every_n_train_steps=3, save_top_k=-1)
+    fit(first, callbacks=[every_3_steps])
+    checkpoint = tmp_path / "epoch=0-step=3.ckpt"
+    state = torch.load(checkpoint, weights_only=False)["loops"]["fit_loop"]["state_dict"]["combined_loader"]
+    assert [(s["epoch"], s["position"]) for s in state] == [(0, 3)]
+    fit(resumed, ckpt=checkpoint, enable_checkpointing=False)
+    expected = plain_batches(data, 0)
+    assert seen(first.record(), 0) == expected
+    assert seen(resumed.record(), 0) == expected[3:]
 
 
 @pytest.mark.skipif(importlib.util.find_spec("pytorch_lightning") is None, reason="needs pytorch_lightning")

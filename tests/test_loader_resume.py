@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from fastssl_loader import Loader, write_dataset
+from fastssl_loader.batch_formats import batch_format
 from fastssl_loader.ops import Normalize, RandomHorizontalFlip, RandomResizedCrop
 from tests.conftest import natural_image
 
@@ -84,3 +85,22 @@ def test_a_state_from_other_settings_is_refused(dataset):
         _loader(dataset, 0, 1).load_state_dict({"epoch": 1})
     with pytest.raises(ValueError, match="past the epoch"):
         _loader(dataset, 0, 1).load_state_dict(dict(state, position=100))
+
+
+def test_set_epoch_of_the_restored_epoch_keeps_the_position(dataset):
+    """Lightning (and DistributedSampler-style loops) call load_state_dict, then set_epoch(same epoch), then
+    iterate: the restored mid-epoch position must survive that set_epoch; another epoch starts from its start."""
+    reference = _loader(dataset, 0, 1)
+    epoch2 = [_copy(b) for b in reference]
+    state = dict(reference.state_dict(), epoch=2, position=3)
+    same = batch_format(_loader(dataset, 0, 1), None)  # the Lightning wrapper forwards both calls
+    same.load_state_dict(state)
+    batches = iter(same)  # Lightning makes the iterator first; the epoch starts at the first next()
+    same.set_epoch(2)
+    _assert_same([_copy(b) for b in batches], epoch2[3:])
+    other = _loader(dataset, 0, 1)
+    other.load_state_dict(state)
+    other.set_epoch(1)
+    assert other.state_dict()["position"] == 0
+    other.set_epoch(2)  # back to the restored epoch: the position was discarded, the epoch runs whole
+    _assert_same([_copy(b) for b in other], epoch2)

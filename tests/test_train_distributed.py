@@ -64,21 +64,38 @@ def test_gathered_losses_and_gradients_equal_single_process():
             assert torch.allclose(torch.tensor(r_gb), b.grad[rank * n:(rank + 1) * n], atol=1e-6), name
 
 
+def torchrun(data: Path, out: Path, *extra: str) -> list[dict]:
+    """A 2-process train_ref run; its log records."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port", str(_free_port()),
+           "train_ref.py", "--data", str(data), "--method", "simclr", "--arch", "small", "--width", "4",
+           "--projector", "32-16", "--size", "32", "--epochs", "1", "--batch-size", "8", "--workers", "1",
+           "--eval-batch-size", "32", "--knn-k", "5", "--threads", "1", "--no-progress", "--out", str(out), *extra]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, cwd=Path(tr.__file__).parent, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+
+
 @pytest.mark.slow
 def test_torchrun_two_processes(tmp_path: Path):
     data = make_image_folder(tmp_path / "data", n_train=64, n_test=16)
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port", str(_free_port()),
-           "train_ref.py", "--data", str(data), "--method", "simclr", "--arch", "small", "--width", "4",
-           "--projector", "32-16", "--size", "32", "--epochs", "1", "--batch-size", "8", "--workers", "1",
-           "--eval-batch-size", "32", "--knn-k", "5", "--threads", "1", "--no-progress", "--out", str(out)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(cmd, cwd=Path(tr.__file__).parent, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    records = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    records = torchrun(data, out)
     epoch = [r for r in records if r["type"] == "epoch"]
     assert len(epoch) == 1
     # 64 images, 2 ranks x batch 8 -> 4 steps per rank per epoch, 64 images seen in all
     assert epoch[0]["step"] == 4
     assert 0 <= epoch[0]["knn_top1"] <= 100
     assert (out / "checkpoint.pt").exists()
+
+
+@pytest.mark.slow
+def test_torchrun_resumed_mid_epoch_gives_the_same_steps(tmp_path: Path):
+    """Every rank continues its own shard at the saved batch: the losses (over the batch gathered from both
+    ranks) of the steps after the resume equal the uninterrupted run's."""
+    data = make_image_folder(tmp_path / "data", n_train=64, n_test=16)
+    full = torchrun(data, tmp_path / "full", "--log-every", "1", "--eval")
+    torchrun(data, tmp_path / "cut", "--log-every", "1", "--eval", "--stop-after-steps", "2")
+    resumed = torchrun(data, tmp_path / "cut", "--log-every", "1", "--eval", "--resume", "auto")
+    steps = [(r["step"], r["loss"]) for r in full if r["type"] == "step"]
+    assert len(steps) == 4 and [(r["step"], r["loss"]) for r in resumed if r["type"] == "step"] == steps

@@ -147,6 +147,44 @@ def test_resume_gives_the_same_next_steps(data: Path, tmp_path: Path):
         assert loss == pytest.approx(full[s], abs=1e-6), s
 
 
+def step_losses(out: Path) -> list[tuple[int, float]]:
+    return [(r["step"], r["loss"]) for r in log_records(out) if r["type"] == "step"]
+
+
+def test_resume_mid_epoch_gives_the_same_steps(data: Path, tmp_path: Path):
+    common = ("--method", "byol", "--views", "simclr", "--epochs", "2", "--log-every", "1", "--eval-every", "100")
+    full = run(data, tmp_path / "full", *common)
+    cut = tmp_path / "cut"
+    assert run(data, cut, *common, "--stop-after-steps", "2", "--ckpt-every-steps", "1")["history"] == []
+    ckpt = torch.load(cut / "checkpoint.pt", weights_only=False)
+    assert (ckpt["epoch"], ckpt["loader"]["epoch"], ckpt["loader"]["position"], ckpt["sums"]["steps"]) == (0, 0, 2, 2)
+    resumed = run(data, cut, *common, "--resume", "auto")
+    assert step_losses(cut) == step_losses(tmp_path / "full") and len(step_losses(cut)) == 8  # bit for bit
+    for got, expected in zip(resumed["history"], full["history"]):  # epoch means over the whole epoch
+        assert (got["step"], got["loss"], got["probe_loss"]) == (expected["step"], expected["loss"],
+                                                                   expected["probe_loss"])
+    starts = [r for r in log_records(cut) if r["type"] == "start"]
+    assert [(r["start_epoch"], r["start_step"]) for r in starts] == [(0, 0), (0, 2)]
+
+
+def test_a_manifest_of_shards_trains_as_the_one_file(data: Path, tmp_path: Path):
+    from fastssl_loader import write_dataset, write_manifest
+    from fastssl_loader.sources.imagefolder import list_samples
+    samples, _ = list_samples(data / "train")
+    write_dataset(tmp_path / "whole.fssl", samples, num_workers=0, progress=False)
+    shards = [tmp_path / f"part-{k}.fssl" for k in range(2)]
+    for k, path in enumerate(shards):
+        write_dataset(path, samples, shard=(k, 2), num_workers=0, progress=False)
+    write_manifest(tmp_path / "train.fsslm", shards)
+    common = ("--views", "simclr", "--log-every", "1", "--eval", str(data / "test"))
+    one = run(data, tmp_path / "one", *common, "--train", str(tmp_path / "whole.fssl"))
+    many = run(tmp_path / "train.fsslm", tmp_path / "many", *common)
+    assert step_losses(tmp_path / "many") == step_losses(tmp_path / "one") and len(step_losses(tmp_path / "one")) == 4
+    assert many["final"]["test/knn_top1"] == one["final"]["test/knn_top1"]
+    with pytest.raises(SystemExit):
+        tr.parse_args(["--stop-after-steps", "3", "--loader", "torchvision"])
+
+
 def test_config_file_and_cli_override(data: Path, tmp_path: Path):
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text("method: barlow\nbarlow-lambda: 0.01\nepochs: 3\n")
