@@ -15,7 +15,6 @@ same shard of a source, is refused too.
 """
 from __future__ import annotations
 
-import operator
 import os
 from pathlib import Path
 from typing import Any, Sequence
@@ -23,7 +22,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .errors import CorruptSampleError, DatasetFormatError
-from .reader import DatasetReader
+from .reader import DatasetReader, sample_index
 
 MANIFEST_SUFFIX = ".fsslm"
 
@@ -104,14 +103,7 @@ class MultiDatasetReader:
 
     def locate(self, i: int) -> tuple[DatasetReader, int]:
         """(file reader, index in that file) of sample i."""
-        n = len(self)
-        try:
-            i = operator.index(i)
-        except TypeError:
-            raise TypeError(f"sample index must be an integer, got {i!r}") from None
-        if not -n <= i < n:
-            raise IndexError(f"sample index {i} out of range for {n} samples")
-        i %= n
+        i = sample_index(i, len(self))
         k = int(np.searchsorted(self.starts, i, side="right")) - 1
         return self.readers[k], i - int(self.starts[k])
 

@@ -49,6 +49,17 @@ def _first_bad_row(offsets: np.ndarray, sizes: np.ndarray, heights: np.ndarray, 
     return -1, -1
 
 
+def sample_index(i: Any, n: int) -> int:
+    """``i`` as a sample index in ``0..n-1`` (negative indices count from the end, as for lists)."""
+    try:
+        i = operator.index(i)
+    except TypeError:
+        raise TypeError(f"sample index must be an integer, got {i!r}") from None
+    if not -n <= i < n:
+        raise IndexError(f"sample index {i} out of range for {n} samples")
+    return i % n
+
+
 class DatasetReader:
     """Read-only view of a dataset file. See docs/architecture.md (reader -> loader contract)."""
 
@@ -138,14 +149,7 @@ class DatasetReader:
         return f"DatasetReader({self.path!r}, {len(self)} samples)"
 
     def _sample(self, i: Any) -> int:
-        n = len(self)
-        try:
-            i = operator.index(i)
-        except TypeError:
-            raise TypeError(f"sample index must be an integer, got {i!r}") from None
-        if not -n <= i < n:
-            raise IndexError(f"sample index {i} out of range for {n} samples")
-        return i % n
+        return sample_index(i, len(self))
 
     def payload(self, i: int) -> np.ndarray:
         """The stored payload of sample i, in place: a read-only uint8 view of the map (no copy)."""
