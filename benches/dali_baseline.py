@@ -12,8 +12,10 @@ then ``python -m benches --dali-python /tmp/dali-venv/bin/python`` runs this mod
 * ``roi-decode``: ``fn.decoders.image_random_crop`` per view (libjpeg-turbo decodes only the crop's region, one
   decode per view) + ``fn.resize`` to the output size.
 
-Then, per view, DALI's own operators with the same ranges and probabilities (``fn.random.coin_flip`` chooses
-between the augmented and the unchanged image by multiplication, so the op runs on every image): colour jitter
+Then, per view, DALI's own operators with the same ranges and probabilities: ``fn.random.coin_flip`` decides
+per image, through DALI's conditional execution (``enable_conditionals=True``: an ``if`` on the coin runs the op
+only on the images whose coin fired; this measured 1.6x faster at rung 5 than choosing by multiplication, which
+runs every op on every image). Colour jitter
 ``fn.color_twist`` (brightness, contrast, saturation factors; hue in degrees; fixed order, where torchvision
 shuffles it), grayscale ``fn.color_space_conversion`` to GRAY replicated to 3 channels, ``fn.gaussian_blur``
 (same window, sigma U(lo, hi) per image), solarize by arithmetic (``x >= t`` -> ``255 - x``), and
@@ -36,43 +38,43 @@ from benches.report import Figure, count_images, measure_epochs
 MODES = ("decode-once", "roi-decode")
 
 
-def _coin(p: float) -> Any:
+def _fires(p: float) -> Any:
+    """A per-image coin (p 1: always, without drawing one), for an ``if`` in a conditional pipeline."""
     from nvidia.dali import fn, types
 
-    return fn.random.coin_flip(probability=p, dtype=types.BOOL)
+    return True if p >= 1.0 else fn.random.coin_flip(probability=p, dtype=types.BOOL)
 
 
-def _maybe(p: float, augmented: Any, image: Any) -> Any:
-    """``augmented`` with probability p else ``image`` (coin-flip mux arithmetic); no coin when p is 0 or 1."""
-    if p >= 1.0:
-        return augmented
-    coin = _coin(p)
-    return coin * augmented + (coin ^ True) * image
+def _prob(spec: Any) -> float:
+    """The probability of an op in the spec (0 when absent)."""
+    if not spec:
+        return 0.0
+    return float(spec if isinstance(spec, (int, float)) else spec["p"])
 
 
 def _augment(image: Any, view: dict[str, Any]) -> Any:
     """The view's pixel ops in the ladder's order (jitter, gray, blur, solarize), then flip + normalise."""
     from nvidia.dali import fn, types
 
-    if view["jitter"] and view["jitter"]["p"] > 0:
-        j = view["jitter"]
-        hue = [h * 360.0 for h in j["hue"]]  # torchvision's hue is a fraction of the circle; DALI's is degrees
-        twisted = fn.color_twist(image, brightness=fn.random.uniform(range=j["brightness"]),
-                                 contrast=fn.random.uniform(range=j["contrast"]),
-                                 saturation=fn.random.uniform(range=j["saturation"]),
-                                 hue=fn.random.uniform(range=hue))
-        image = _maybe(j["p"], twisted, image)
-    if view["gray"]:
-        gray = fn.color_space_conversion(image, image_type=types.RGB, output_type=types.GRAY)
-        image = _maybe(view["gray"], fn.cat(gray, gray, gray, axis=2), image)
-    if view["blur"] and view["blur"]["p"] > 0:
-        b = view["blur"]
-        blurred = fn.gaussian_blur(image, window_size=b["kernel"], sigma=fn.random.uniform(range=b["sigma"]))
-        image = _maybe(b["p"], blurred, image)
-    if view["solarize"] and view["solarize"]["p"] > 0:
-        high = image >= view["solarize"]["threshold"]
-        solarized = fn.cast(high * (255 - image) + (high ^ True) * image, dtype=types.UINT8)
-        image = _maybe(view["solarize"]["p"], solarized, image)
+    j, b, s = view["jitter"], view["blur"], view["solarize"]
+    if _prob(j) > 0:
+        if _fires(_prob(j)):
+            hue = [h * 360.0 for h in j["hue"]]  # torchvision's hue is a fraction of the circle; DALI: degrees
+            image = fn.color_twist(image, brightness=fn.random.uniform(range=j["brightness"]),
+                                   contrast=fn.random.uniform(range=j["contrast"]),
+                                   saturation=fn.random.uniform(range=j["saturation"]),
+                                   hue=fn.random.uniform(range=hue))
+    if _prob(view["gray"]) > 0:
+        if _fires(_prob(view["gray"])):
+            gray = fn.color_space_conversion(image, image_type=types.RGB, output_type=types.GRAY)
+            image = fn.cat(gray, gray, gray, axis=2)
+    if _prob(b) > 0:
+        if _fires(_prob(b)):
+            image = fn.gaussian_blur(image, window_size=b["kernel"], sigma=fn.random.uniform(range=b["sigma"]))
+    if _prob(s) > 0:
+        if _fires(_prob(s)):
+            high = image >= s["threshold"]  # pixel-wise select by arithmetic: 255 - x where x >= threshold
+            image = fn.cast(high * (255 - image) + (high ^ True) * image, dtype=types.UINT8)
     norm = view["normalize"] or {"mean": [0.0] * 3, "std": [1.0] * 3}
     return fn.crop_mirror_normalize(image, dtype=types.FLOAT, output_layout="CHW",
                                     mean=[m * 255 for m in norm["mean"]], std=[s * 255 for s in norm["std"]],
@@ -87,7 +89,7 @@ def build_pipeline(file_list: Path, views: list[dict[str, Any]], mode: str, batc
     if mode not in MODES:
         raise ValueError(f"unknown DALI mode {mode!r}: choose from {MODES}")
 
-    @pipeline_def(batch_size=batch_size, num_threads=workers, device_id=None, seed=seed)
+    @pipeline_def(batch_size=batch_size, num_threads=workers, device_id=None, seed=seed, enable_conditionals=True)
     def pipeline() -> tuple[Any, ...]:
         jpegs, labels = fn.readers.file(file_list=str(file_list), random_shuffle=True, pad_last_batch=True,
                                         name="reader")
