@@ -266,7 +266,7 @@ class Bench:
     def peers(self, views: list[ladder.View], group: str, config: dict[str, Any]) -> None:
         """DALI (both forms) and SPDL (crop + flip views only) on the stored JPEGs, each in its interpreter."""
         from benches.dali_baseline import dali_figures
-        from benches.spdl_baseline import spdl_figures
+        from benches.spdl_baseline import PIXEL_OPS, spdl_figures
 
         wanted = [p for p in ("dali", "spdl") if p in self.a.loaders]
         if not wanted:
@@ -276,22 +276,21 @@ class Bench:
                 self.peer_status.setdefault(peer, "skipped: no JPEG-stored file to export (add jpeg to --storage)")
             return
         spec = ladder.peer_spec(views)
-        crop_only = not any(v[op] for v in spec for op in ("jitter", "gray", "blur", "solarize"))
+        crop_only = not any(v[op] for v in spec for op in PIXEL_OPS)
         cfg = {**config, "workers": self.a.workers, **ladder.views_config(views), "storage": "jpeg",
                "files": "stored"}
         kw = dict(batch_size=self.a.batch_size, workers=self.a.workers, epochs=self.a.epochs, group=group,
                   config=cfg)
-        work = self.a.work_dir / self.data.name / "peers"
-        runs = {"dali": lambda: dali_figures(self.data.stored_files, self.data.labels, spec, work,
-                                             python=self.a.dali_python, **kw),
-                "spdl": lambda: spdl_figures(self.data.stored_files, self.data.labels, spec, work,
-                                             python=self.a.spdl_python, **kw)}
+        args = (self.data.stored_files, self.data.labels, spec, self.a.work_dir / self.data.name / "peers")
         for peer in wanted:
-            if peer == "spdl" and not crop_only:
+            if peer == "dali":
+                figs, status = dali_figures(*args, python=self.a.dali_python, **kw)
+            elif crop_only:
+                figs, status = spdl_figures(*args, python=self.a.spdl_python, **kw)
+            else:
                 continue
-            figs, status = runs[peer]()
             _log(f"{peer}: {status}")
-            if not figs or peer not in self.peer_status:  # keep the first success, or the latest failure
+            if not figs or peer not in self.peer_status:  # a failure on any view list outranks a success
                 self.peer_status[peer] = status
             for f in figs:
                 self.add(f)
