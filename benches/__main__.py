@@ -1,4 +1,4 @@
-"""``python -m benches``: the SSL augmentation ladder, fastssl_loader against torchvision (and FFCV), end to end.
+"""``python -m benches``: the SSL augmentation ladder, fastssl_loader against torchvision (and FFCV, DALI, SPDL).
 
 With no ``--data`` it builds the default dataset offline (photo-like synthetic JPEGs, see
 ``benches/synthetic_data.py``; NOT ImageNet), converts it, measures the JPEG decode limit and runs the ladder
@@ -9,7 +9,10 @@ Default: about 1000 images, 2 measured epochs, JPEG and raw storage: a few minut
 ``--quick``: a smoke run (128 images, 1 epoch, rungs 1 and 5). ``--full``: 3000 synthetic images, 3 epochs, all
 storages, 224 and 160 px, DINO multi-crop, worker scaling, op costs. Any option given explicitly overrides these
 presets. FFCV runs in every mode where ``import ffcv`` works or ``--ffcv-python`` names an interpreter that has it;
-otherwise it is skipped with a message. Delete --work-dir to rebuild cached datasets.
+otherwise it is skipped with a message; DALI (``--dali-python``, every ladder rung, two forms) and SPDL
+(``--spdl-python``, crop rung only) likewise. File-based peers read the stored JPEGs exported from the converted
+JPEG file (the same bytes our loader decodes); torchvision reads those ("stored files") and the source images
+("original files"). Delete --work-dir to rebuild cached datasets.
 """
 from __future__ import annotations
 
@@ -26,15 +29,16 @@ from benches import ladder
 from benches.report import Figure, machine_description, plot_ladder, write_json
 from benches.results import Results, fastest_torchvision, ffcv_ratios, headline, report, target_checks
 
-LOADERS = ("fastssl", "torchvision", "ffcv")
+LOADERS = ("fastssl", "torchvision", "ffcv", "dali", "spdl")
+FILE_SETS = ("original", "stored")
 STORAGES = ("jpeg", "raw", "auto")
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": dict(images=128, epochs=1, rungs=[1, 5], storage=["jpeg"], sizes=[224], batch_size=64,
-                  scaling=False, dino=False, op_costs=False, decode_passes=1),
+                  scaling=False, dino=False, op_costs=False, decode_passes=1, one_view=False),
     "default": dict(images=1000, epochs=2, rungs=[1, 2, 3, 4, 5], storage=["jpeg", "raw"], sizes=[224],
-                    batch_size=256, scaling=False, dino=False, op_costs=False, decode_passes=3),
+                    batch_size=256, scaling=False, dino=False, op_costs=False, decode_passes=3, one_view=False),
     "full": dict(images=3000, epochs=3, rungs=[1, 2, 3, 4, 5], storage=list(STORAGES), sizes=[224, 160],
-                 batch_size=256, scaling=True, dino=True, op_costs=True, decode_passes=3),
+                 batch_size=256, scaling=True, dino=True, op_costs=True, decode_passes=3, one_view=True),
 }
 
 
@@ -70,9 +74,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--epochs", type=int, help="measured epochs per figure (median reported), after 1 warm-up")
     p.add_argument("--rungs", type=_int_list, help="ladder rungs, e.g. 1,5 (1 crop+flip ... 5 +jitter)")
     p.add_argument("--loaders", type=_choice_list(LOADERS), default=list(LOADERS),
-                   help="subset of fastssl,torchvision,ffcv (ffcv runs only where importable or --ffcv-python)")
+                   help="subset of fastssl,torchvision,ffcv,dali,spdl (peers run only where importable or given "
+                   "their --X-python)")
     p.add_argument("--variants", type=_choice_list(("v1-pil", "v2-tensor")), default=["v1-pil", "v2-tensor"],
                    help="torchvision variants")
+    p.add_argument("--torchvision-files", type=_choice_list(FILE_SETS), default=list(FILE_SETS),
+                   help="torchvision reads the source images (original) and/or the stored JPEGs exported from "
+                   "our jpeg file (stored: the same bytes as ours and the peers')")
     p.add_argument("--storage", type=_choice_list(STORAGES), help="our storage modes: jpeg,raw,auto")
     p.add_argument("--sizes", type=_int_list, help="output sides; the first is the ladder's, others: rungs 1/5")
     p.add_argument("--workers", type=int, default=None, help="worker threads/processes (default: usable cores)")
@@ -80,9 +88,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--scaling", action=argparse.BooleanOptionalAction, help="images/s for 1..N workers")
     p.add_argument("--dino", action=argparse.BooleanOptionalAction, help="DINO multi-crop 2x224 + 6x96")
     p.add_argument("--op-costs", action=argparse.BooleanOptionalAction, help="run benches.op_costs too")
+    p.add_argument("--one-view", action=argparse.BooleanOptionalAction,
+                   help="rung 1 with one view too, for every loader")
     p.add_argument("--max-resolution", type=int, default=512, help="conversion: longest stored side")
     p.add_argument("--jpeg-quality", type=int, default=90, help="conversion: JPEG quality")
     p.add_argument("--ffcv-python", help="interpreter that has ffcv installed (see benches/ffcv_baseline.py)")
+    p.add_argument("--dali-python", help="interpreter that has nvidia-dali (see benches/dali_baseline.py)")
+    p.add_argument("--spdl-python", help="interpreter that has spdl (see benches/spdl_baseline.py)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     a = p.parse_args(argv)
     a.images_given = a.images is not None
@@ -108,13 +120,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 @dataclass
 class Dataset:
-    """The images every loader reads: files + labels for torchvision/FFCV, converted files for ours."""
+    """The images every loader reads: files + labels for torchvision/FFCV, converted files for ours, and the
+    stored JPEGs of our jpeg file exported for file-based peers (None without a JPEG-stored file)."""
 
     name: str
     files: list[str]
     labels: list[int]
     converted: dict[str, str]  # storage mode -> .fssl path
     info: dict[str, Any]
+    stored_files: list[str] | None = None
+
+    def file_sets(self) -> dict[str, list[str]]:
+        """"original" (source images) and "stored" (exported payloads); a given .fssl file has only "stored"."""
+        sets = {} if "file" in self.converted else {"original": self.files}
+        if self.stored_files is not None:
+            sets["stored"] = self.stored_files
+        return sets
 
 
 def _log(msg: str) -> None:
@@ -147,34 +168,19 @@ def _digest(*parts: Any) -> str:
     return hashlib.sha1(repr(parts).encode()).hexdigest()[:8]
 
 
-def _export_fssl(path: Path, dst: Path, quality: int) -> list[tuple[str, int]]:
-    """Write a converted file's samples as JPEG files (stored JPEGs as-is) so torchvision/FFCV can read them."""
-    from fastssl_loader.format import STORAGE_JPEG
-    from fastssl_loader.jpeg import encode_jpeg
-    from fastssl_loader.reader import DatasetReader
-
-    r = DatasetReader(path)
-    dst.mkdir(parents=True, exist_ok=True)
-    samples = []
-    for i in range(len(r)):
-        f = dst / f"{i:07d}.jpg"
-        if not f.is_file():
-            data = r.encoded(i) if r.storage[i] == STORAGE_JPEG else encode_jpeg(r.image(i), quality)
-            f.write_bytes(data)
-        samples.append((str(f), int(r.labels[i])))
-    return samples
-
-
 def prepare_data(a: argparse.Namespace) -> Dataset:
     """Build/locate the source images and convert them once per storage mode (cached in --work-dir)."""
+    from benches.stored_export import export_stored_jpegs
     from fastssl_loader import write_dataset
 
     if a.data is not None and a.data.is_file():
         stat = a.data.stat()
         name = f"{a.data.stem}-{_digest(str(a.data.resolve()), stat.st_size, stat.st_mtime_ns)}"
-        samples = _export_fssl(a.data, a.work_dir / f"{name}-export", a.jpeg_quality)
-        return Dataset(name, [s[0] for s in samples], [s[1] for s in samples], {"file": str(a.data)},
-                       {"source": str(a.data), "note": "converted file used as given; storage modes do not apply"})
+        samples = export_stored_jpegs(a.data, a.work_dir / f"{name}-export", a.jpeg_quality)
+        files = [s[0] for s in samples]
+        return Dataset(name, files, [s[1] for s in samples], {"file": str(a.data)},
+                       {"source": str(a.data), "note": "converted file used as given; storage modes do not apply"},
+                       stored_files=files)
     name, samples, info = _source_samples(a)
     if not samples:
         raise SystemExit(f"no images found in {a.data}")
@@ -192,7 +198,14 @@ def prepare_data(a: argparse.Namespace) -> Dataset:
         converted[mode] = str(dst)
         conversions.setdefault(mode, {})["file_bytes"] = dst.stat().st_size
     info["conversion"] = conversions
-    return Dataset(name, [s[0] for s in samples], [s[1] for s in samples], converted, info)
+    stored = None
+    if "jpeg" in converted:
+        exported = export_stored_jpegs(converted["jpeg"], Path(converted["jpeg"]).with_suffix(".export"),
+                                       a.jpeg_quality)
+        if [s[1] for s in exported] != [s[1] for s in samples]:
+            raise RuntimeError(f"labels of {converted['jpeg']} differ from the source's: delete it and rerun")
+        stored = [s[0] for s in exported]
+    return Dataset(name, [s[0] for s in samples], [s[1] for s in samples], converted, info, stored_files=stored)
 
 
 class Bench:
@@ -203,6 +216,7 @@ class Bench:
         self.figures: list[Figure] = []
         self.blur: dict[str, str] = {}
         self.blur_timings: dict[str, dict[str, float]] = {}
+        self.peer_status: dict[str, str] = {}
         self.progress = not a.no_progress
 
     def add(self, fig: Figure) -> Figure:
@@ -228,14 +242,20 @@ class Bench:
             _log(f"torchvision {variant}: blur ms/image {self.blur_timings[variant]} -> {self.blur[variant]}")
 
     def torchvision(self, views: list[ladder.View], group: str, config: dict[str, Any],
-                    workers: int | None = None, variants: list[str] | None = None) -> None:
+                    workers: int | None = None, variants: list[str] | None = None,
+                    file_sets: list[str] | None = None) -> None:
+        """Each variant on each selected file set ("original" / "stored"); the figure's config names the set."""
         from benches.torchvision_baseline import run_torchvision
 
-        for variant in variants or self.a.variants:
-            self.add(run_torchvision(self.data.files, self.data.labels, views, variant=variant,
-                                     blur=self.blur.get(variant, "torchvision"), batch_size=self.a.batch_size,
-                                     workers=workers or self.a.workers, epochs=self.a.epochs, group=group,
-                                     config=config, progress=self.progress))
+        available = self.data.file_sets()
+        for files in file_sets or self.a.torchvision_files:
+            if files not in available:
+                continue
+            for variant in variants or self.a.variants:
+                self.add(run_torchvision(available[files], self.data.labels, views, variant=variant,
+                                         blur=self.blur.get(variant, "torchvision"), batch_size=self.a.batch_size,
+                                         workers=workers or self.a.workers, epochs=self.a.epochs, group=group,
+                                         config={**config, "files": files}, progress=self.progress))
 
     def fastssl(self, views: list[ladder.View], group: str, config: dict[str, Any], storage: str,
                 workers: int | None = None) -> None:
@@ -243,23 +263,65 @@ class Bench:
                                     workers=workers or self.a.workers, epochs=self.a.epochs, group=group,
                                     config={**config, "storage": storage}, progress=self.progress))
 
-    def run_rung(self, rung: int, size: int, group: str) -> None:
-        """One ladder rung at one size, for torchvision and for our loader in every selected storage."""
-        views, cfg = ladder.byol_rung(rung, size), {"rung": rung, "size": size}
+    def peers(self, views: list[ladder.View], group: str, config: dict[str, Any]) -> None:
+        """DALI (both forms) and SPDL (crop + flip views only) on the stored JPEGs, each in its interpreter."""
+        from benches.dali_baseline import dali_figures
+        from benches.spdl_baseline import PIXEL_OPS, spdl_figures
+
+        wanted = [p for p in ("dali", "spdl") if p in self.a.loaders]
+        if not wanted:
+            return
+        if self.data.stored_files is None:
+            for peer in wanted:
+                self.peer_status.setdefault(peer, "skipped: no JPEG-stored file to export (add jpeg to --storage)")
+            return
+        spec = ladder.peer_spec(views)
+        crop_only = not any(v[op] for v in spec for op in PIXEL_OPS)
+        cfg = {**config, "workers": self.a.workers, **ladder.views_config(views), "storage": "jpeg",
+               "files": "stored"}
+        kw = dict(batch_size=self.a.batch_size, workers=self.a.workers, epochs=self.a.epochs, group=group,
+                  config=cfg)
+        args = (self.data.stored_files, self.data.labels, spec, self.a.work_dir / self.data.name / "peers")
+        for peer in wanted:
+            if peer == "dali":
+                figs, status = dali_figures(*args, python=self.a.dali_python, **kw)
+            elif crop_only:
+                figs, status = spdl_figures(*args, python=self.a.spdl_python, **kw)
+            else:
+                continue
+            _log(f"{peer}: {status}")
+            if not figs or peer not in self.peer_status:  # a failure on any view list outranks a success
+                self.peer_status[peer] = status
+            for f in figs:
+                self.add(f)
+
+    def run_views(self, views: list[ladder.View], group: str, cfg: dict[str, Any], peers: bool = True) -> None:
+        """One view list for torchvision, our loader in every selected storage and (optionally) the peers."""
         if "torchvision" in self.a.loaders:
             self.torchvision(views, group, cfg)
         if "fastssl" in self.a.loaders:
             for storage in self.storages():
                 self.fastssl(views, group, cfg, storage)
+        if peers:
+            self.peers(views, group, cfg)
+
+    def run_rung(self, rung: int, size: int, group: str, peers: bool = True) -> None:
+        """One ladder rung (two BYOL views) at one size, for every selected loader."""
+        self.run_views(ladder.byol_rung(rung, size), group, {"rung": rung, "size": size}, peers)
 
     def run_ladder(self) -> None:
         for rung in self.a.rungs:
             self.run_rung(rung, self.a.sizes[0], "ladder")
 
+    def run_one_view(self) -> None:
+        """Rung 1 with its first view only: what FFCV-style one-pipeline loaders are usually measured on."""
+        size = self.a.sizes[0]
+        self.run_views(ladder.byol_rung(1, size)[:1], "one-view", {"rung": 1, "size": size})
+
     def run_resolution(self) -> None:
         for size in self.a.sizes[1:]:
             for rung in sorted({1, 5} & set(self.a.rungs)):
-                self.run_rung(rung, size, "resolution")
+                self.run_rung(rung, size, "resolution", peers=False)
 
     def run_scaling(self) -> None:
         """1 .. N-1 workers at rungs 1 and 5 (the N-worker point is the ladder's figure, copied)."""
@@ -272,19 +334,15 @@ class Bench:
             for w in range(1, self.a.workers):
                 if best:
                     self.torchvision(views, "scaling", cfg, workers=w,
-                                     variants=[best.loader.removeprefix("torchvision-")])
+                                     variants=[best.loader.removeprefix("torchvision-")],
+                                     file_sets=[best.config["files"]])
                 if ours:
                     self.fastssl(views, "scaling", cfg, storage, workers=w)
             for f in ([best] if best else []) + ours:
                 self.figures.append(replace(f, group="scaling"))
 
     def run_dino(self) -> None:
-        views, cfg = ladder.dino_views(), {"preset": "dino"}
-        if "torchvision" in self.a.loaders:
-            self.torchvision(views, "dino", cfg)
-        if "fastssl" in self.a.loaders:
-            for storage in self.storages():
-                self.fastssl(views, "dino", cfg, storage)
+        self.run_views(ladder.dino_views(), "dino", {"preset": "dino"}, peers=False)
 
     def run_ffcv(self) -> str:
         from benches.ffcv_baseline import ffcv_figures
@@ -324,6 +382,8 @@ def run(a: argparse.Namespace) -> Results:
     if "torchvision" in a.loaders and any(r >= 2 for r in a.rungs):
         bench.choose_blurs()
     bench.run_ladder()
+    if a.one_view:
+        bench.run_one_view()
     if len(a.sizes) > 1:
         bench.run_resolution()
     if a.dino:
@@ -342,6 +402,8 @@ def run(a: argparse.Namespace) -> Results:
                    dataset={"name": data.name, "images": len(data.files), **data.info}, figures=bench.figures,
                    decode_limit=limits, torchvision_blur={"chosen": bench.blur, "ms_per_image": bench.blur_timings},
                    ffcv_status=ffcv_status, ffcv_ratios=ratios, headline=rows, targets=target_checks(rows, ratios),
+                   peers={p: bench.peer_status.get(p, "not run") if p in a.loaders else "not requested"
+                          for p in ("dali", "spdl")},
                    op_costs=op_costs, total_seconds=time.perf_counter() - start)
 
 

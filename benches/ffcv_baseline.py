@@ -21,19 +21,17 @@ import importlib.util
 import json
 import subprocess
 import sys
-from dataclasses import fields
 from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
+from benches.peer_runner import REPO_ROOT, figures_from_json, read_listing, write_listing
 from benches.report import Figure, count_images, measure_epochs
 
 # fastssl_loader.ops' values, repeated: this module also runs in FFCV's interpreter, which lacks our dependencies
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def ffcv_importable() -> bool:
@@ -103,11 +101,6 @@ def run_ffcv(beton: Path, views: int, size: int, batch_size: int, workers: int, 
                   images, times, warmup, peak_rss_mb=rss)
 
 
-def figures_from_json(items: list[dict[str, Any]]) -> list[Figure]:
-    names = {f.name for f in fields(Figure)}
-    return [Figure(**{k: v for k, v in item.items() if k in names}) for item in items]
-
-
 def ffcv_figures(files: Sequence[str], labels: Sequence[int], work_dir: Path, *, size: int, batch_size: int,
                  workers: int, epochs: int, python: str | None = None, progress: bool = True
                  ) -> tuple[list[Figure], str]:
@@ -116,8 +109,7 @@ def ffcv_figures(files: Sequence[str], labels: Sequence[int], work_dir: Path, *,
         return [], ("skipped: ffcv is not importable here (see benches/ffcv_baseline.py to install it in a venv "
                     "and pass --ffcv-python)")
     work_dir.mkdir(parents=True, exist_ok=True)
-    listing = work_dir / "ffcv_files.tsv"
-    listing.write_text("".join(f"{f}\t{lab}\n" for f, lab in zip(files, labels)))
+    listing = write_listing(files, labels, work_dir / "ffcv_files.tsv")
     out = work_dir / "ffcv_figures.json"
     out.unlink(missing_ok=True)
     args = ["--files", str(listing), "--work-dir", str(work_dir), "--size", str(size), "--batch-size",
@@ -145,8 +137,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--out", required=True, type=Path, help="JSON file for the figures")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
-    rows = [line.split("\t") for line in Path(a.files).read_text().splitlines() if line]
-    files, labels = [r[0] for r in rows], [int(r[1]) for r in rows]
+    files, labels = read_listing(a.files)
     import importlib.metadata as md
 
     beton = write_beton(files, labels, a.work_dir / f"ffcv-n{len(files)}-q90-r512.beton", a.workers)

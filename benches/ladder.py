@@ -60,6 +60,42 @@ def views_config(views: list[View]) -> dict[str, Any]:
     return {"n_views": len(views), "views": describe(views)}
 
 
+def peer_spec(views: list[View]) -> list[dict[str, Any]]:
+    """The views as plain JSON data for peers that run in their own interpreter (DALI, SPDL) without our package.
+
+    One dict per view: ``size``, ``scale``, ``ratio``, ``flip`` (p), and for the ops present ``jitter`` (p and the
+    four factor ranges), ``gray`` (p), ``blur`` (p, odd ``kernel`` resolved at the view's size, ``sigma`` range),
+    ``solarize`` (p, ``threshold``) and ``normalize`` (mean, std in [0, 1] units); absent ops are None.
+    """
+    specs = []
+    for view in views:
+        crop = view[0]
+        if not isinstance(crop, ops.RandomResizedCrop):
+            raise ValueError(f"peers need a RandomResizedCrop first, got {type(crop).__name__}")
+        size = crop.max_output_size[0]
+        spec: dict[str, Any] = {"size": size, "scale": list(crop.scale), "ratio": list(crop.ratio), "flip": 0.0,
+                                "jitter": None, "gray": None, "blur": None, "solarize": None, "normalize": None}
+        for op in view[1:]:
+            if isinstance(op, ops.RandomHorizontalFlip):
+                spec["flip"] = op.p
+            elif isinstance(op, ops.ColorJitter):
+                spec["jitter"] = {"p": op.p, "brightness": list(op.brightness), "contrast": list(op.contrast),
+                                  "saturation": list(op.saturation), "hue": list(op.hue)}
+            elif isinstance(op, ops.RandomGrayscale):
+                spec["gray"] = op.p
+            elif isinstance(op, ops.GaussianBlur):
+                kernel = 2 * int(0.05 * size) + 1 if op.kernel_size == "auto" else op.kernel_size
+                spec["blur"] = {"p": op.p, "kernel": kernel, "sigma": list(op.sigma)}
+            elif isinstance(op, ops.RandomSolarize):
+                spec["solarize"] = {"p": op.p, "threshold": op.threshold}
+            elif isinstance(op, ops.Normalize):
+                spec["normalize"] = {"mean": list(op.mean), "std": list(op.std)}
+            else:
+                raise ValueError(f"no peer equivalent for {type(op).__name__}")
+        specs.append(spec)
+    return specs
+
+
 def has_blur(views: list[View]) -> bool:
     return any(isinstance(op, ops.GaussianBlur) for view in views for op in view)
 

@@ -202,8 +202,15 @@ def write_json(path: str | os.PathLike, figures: list[Figure], **sections: Any) 
     return save_json(path, {"figures": [f.to_json() for f in figures], **sections})
 
 
+def series_name(f: Figure) -> str:
+    """A figure's loader with what it read: "(stored files)" / "(original files)" or our storage "(jpeg)"."""
+    if "files" in f.config:
+        return f"{f.loader} ({f.config['files']} files)"
+    return f.loader + (f" ({f.config['storage']})" if "storage" in f.config else "")
+
+
 def plot_ladder(path: str | os.PathLike, figures: list[Figure], title: str) -> Path | None:
-    """Grouped bar chart: images/s per ladder rung (x) and loader/storage (bars), with min-max whiskers."""
+    """Grouped bar chart: images/s per ladder rung (x) and every loader/file set (bars), with min-max whiskers."""
     ladder = [f for f in figures if f.group == "ladder"]
     if not ladder:
         return None
@@ -215,10 +222,9 @@ def plot_ladder(path: str | os.PathLike, figures: list[Figure], title: str) -> P
     rungs = sorted({f.config["rung"] for f in ladder})
     series: dict[str, dict[int, Figure]] = {}
     for f in ladder:
-        name = f.loader + (f" ({f.config['storage']})" if "storage" in f.config else "")
-        series.setdefault(name, {})[f.config["rung"]] = f
+        series.setdefault(series_name(f), {})[f.config["rung"]] = f
     width = 0.8 / len(series)
-    fig, ax = plt.subplots(figsize=(max(6, 1.8 * len(rungs) + 2), 4.5))
+    fig, ax = plt.subplots(figsize=(max(6, 1.8 * len(rungs) + 2) + (3 if len(series) > 4 else 0), 4.5))
     for k, (name, by_rung) in enumerate(sorted(series.items())):
         xs = [i + (k - (len(series) - 1) / 2) * width for i, r in enumerate(rungs) if r in by_rung]
         figs = [by_rung[r] for r in rungs if r in by_rung]
@@ -230,7 +236,7 @@ def plot_ladder(path: str | os.PathLike, figures: list[Figure], title: str) -> P
     ax.set_xticks(range(len(rungs)), [f"{r}: {RUNG_NAMES[r]}" for r in rungs])
     ax.set_ylabel("images/s (two views)")
     ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, **(dict(loc="upper left", bbox_to_anchor=(1.01, 1.0)) if len(series) > 4 else {}))
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     path = Path(path)

@@ -6,11 +6,11 @@ run. The saved JSON and each section of the printed report are made from those r
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from benches import ladder
-from benches.report import Figure, format_table
+from benches.report import Figure, format_table, series_name
 
 
 def fastest_torchvision(figures: list[Figure], group: str, match: dict[str, Any]) -> Figure | None:
@@ -40,6 +40,7 @@ def headline(figures: list[Figure], limits: dict[str, Any] | None, workers: int)
             "rung": f.config["rung"], "name": ladder.RUNG_NAMES[f.config["rung"]], "storage": f.config["storage"],
             "fastssl_images_per_s": f.images_per_s,
             "fastest_torchvision": best.loader if best else None,
+            "torchvision_files": best.config.get("files") if best else None,
             "torchvision_images_per_s": best.images_per_s if best else None,
             "speedup_vs_fastest_torchvision": f.images_per_s / best.images_per_s if best else None,
             "fraction_of_decode_limit": f.images_per_s / limit if limit and f.config["storage"] in ("jpeg", "file")
@@ -84,17 +85,45 @@ def target_checks(rows: list[dict[str, Any]], ratios: dict[str, float]) -> list[
     return checks
 
 
+def series_name_of_row(row: dict[str, Any]) -> str:
+    files = row.get("torchvision_files")
+    return row["fastest_torchvision"] + (f" ({files} files)" if files else "")
+
+
+def peer_table(figures: list[Figure], groups: tuple[str, ...] = ("ladder", "one-view")) -> list[dict[str, Any]]:
+    """Every loader side by side: one record per (group, rung, views) with images/s per series."""
+    rows: dict[tuple[str, int, str], dict[str, Any]] = {}
+    for f in figures:
+        if f.group in groups and "rung" in f.config:
+            key = (f.group, f.config["rung"], f.config.get("views", ""))
+            row = rows.setdefault(key, {"group": key[0], "rung": key[1], "views": key[2], "images_per_s": {}})
+            row["images_per_s"][series_name(f)] = f.images_per_s
+    return [rows[k] for k in sorted(rows, key=lambda k: (groups.index(k[0]), k[1], k[2]))]
+
+
+def format_peer_table(rows: list[dict[str, Any]]) -> str:
+    """Columns: one per series in order of first appearance; '-' where a loader did not run that row."""
+    series = list(dict.fromkeys(name for r in rows for name in r["images_per_s"]))
+    head = ["group", "rung", "views"] + series
+    table = [head] + [[r["group"], f"{r['rung']}: {ladder.RUNG_NAMES[r['rung']]}", r["views"]]
+                      + [f"{r['images_per_s'][s]:,.0f}" if s in r["images_per_s"] else "-" for s in series]
+                      for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(head))]
+    return "\n".join("  ".join(c.rjust(w) if i >= 3 else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths)))
+                     .rstrip() for row in table)
+
+
 def format_headline(rows: list[dict[str, Any]]) -> str:
-    lines = ["rung  augmentations  storage  fastssl img/s  fastest torchvision (img/s)   speedup  x decode limit"
-             "  +core-us/img"]
+    lines = ["rung  augmentations  storage  fastssl img/s  fastest torchvision (img/s)                      speedup"
+             "  x decode limit  +core-us/img"]
     for r in rows:
-        tv = f"{r['fastest_torchvision']} ({r['torchvision_images_per_s']:,.0f})" if r["fastest_torchvision"] \
+        tv = f"{series_name_of_row(r)} ({r['torchvision_images_per_s']:,.0f})" if r["fastest_torchvision"] \
             else "-"
         sp = f"{r['speedup_vs_fastest_torchvision']:.2f}x" if r["speedup_vs_fastest_torchvision"] else "-"
         fr = f"{r['fraction_of_decode_limit']:.2f}" if r["fraction_of_decode_limit"] else "-"
         add = f"{r['added_core_us_per_image']:,.0f}" if r["added_core_us_per_image"] is not None else "-"
         lines.append(f"{r['rung']:<5d} {r['name']:<14s} {r['storage']:<8s} {r['fastssl_images_per_s']:>13,.0f}  "
-                     f"{tv:<28s}  {sp:>7s}  {fr:>14s}  {add:>12s}")
+                     f"{tv:<47s}  {sp:>7s}  {fr:>14s}  {add:>12s}")
     return "\n".join(lines)
 
 
@@ -114,6 +143,7 @@ class Results:
     targets: list[dict[str, Any]]
     op_costs: dict[str, Any] | None
     total_seconds: float
+    peers: dict[str, str] = field(default_factory=dict)  # peer -> status line (ran / skipped / failed: why)
 
     @property
     def title(self) -> str:
@@ -125,7 +155,8 @@ class Results:
         return {"machine": self.machine, "settings": self.settings, "dataset": self.dataset,
                 "decode_limit": self.decode_limit, "torchvision_blur": self.torchvision_blur,
                 "ffcv": {"status": self.ffcv_status, **self.ffcv_ratios}, "headline": self.headline,
-                "targets": self.targets, "op_costs": self.op_costs, "total_seconds": self.total_seconds}
+                "targets": self.targets, "op_costs": self.op_costs, "total_seconds": self.total_seconds,
+                "peers": {"status": self.peers, "table": peer_table(self.figures)}}
 
 
 def format_decode_limit(limits: dict[str, Any]) -> str:
@@ -161,8 +192,13 @@ def report(results: Results) -> str:
     if results.headline:
         sections.append("Headline (two views; speedup against the FASTEST torchvision variant per rung):\n"
                         + format_headline(results.headline))
+    table = peer_table(results.figures)
+    if table:
+        sections.append("Every loader side by side (images/s; stored files = the JPEG payloads of our jpeg file):\n"
+                        + format_peer_table(table))
     sections.append(f"FFCV: {results.ffcv_status}"
                     + "".join(f"; {k} {v:.2f}x" for k, v in results.ffcv_ratios.items()))
+    sections += [f"{peer.upper()}: {status}" for peer, status in results.peers.items()]
     if results.targets:
         sections.append(format_targets(results.targets))
     if results.op_costs:

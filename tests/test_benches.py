@@ -1,7 +1,10 @@
 """Correctness of the benchmark code (not timings): synthetic data, baseline transforms, figures, reports."""
 from __future__ import annotations
 
+import importlib.util
 import json
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +17,10 @@ from benches import torchvision_baseline as tvb
 from fastssl_loader import ops, presets
 from fastssl_loader.reference import BLURS
 from tests.test_reference import our_steps, rounded, tv_steps
-from benches.__main__ import PRESETS, _export_fssl, main, parse_args, save
-from benches.results import Results, fastest_torchvision, ffcv_ratios, headline, report as bench_report, target_checks
+from benches.__main__ import PRESETS, Dataset, main, parse_args, save
+from benches.results import (Results, fastest_torchvision, ffcv_ratios, format_peer_table, headline, peer_table,
+                             report as bench_report, target_checks)
+from benches.stored_export import export_stored_jpegs
 
 
 # ---------------------------------------------------------------- synthetic data
@@ -318,7 +323,7 @@ def test_ffcv_ratios_compare_same_view_counts():
     assert ffcv_ratios(figs[:2]) == {}
 
 
-def test_export_of_a_converted_file_for_the_baselines(tmp_path):
+def test_export_of_a_raw_file_encodes_each_sample(tmp_path):
     from fastssl_loader import write_dataset
     from fastssl_loader.jpeg import decode_jpeg
 
@@ -326,10 +331,203 @@ def test_export_of_a_converted_file_for_the_baselines(tmp_path):
     images = [(rng.integers(0, 255, (30, 40, 3), dtype=np.uint8), 7 - i) for i in range(3)]
     raw = tmp_path / "r.fssl"
     write_dataset(raw, images, mode="raw", num_workers=0, progress=False)
-    samples = _export_fssl(raw, tmp_path / "export", quality=90)
+    samples = export_stored_jpegs(raw, tmp_path / "export", quality=90)
     assert [lab for _, lab in samples] == [7, 6, 5]
     for f, _ in samples:
         assert decode_jpeg(Path(f).read_bytes()).shape == (30, 40, 3)
+
+
+def test_export_writes_the_stored_jpeg_payloads_byte_for_byte(jpeg_dataset, auto_dataset, tmp_path):
+    from fastssl_loader.format import STORAGE_JPEG
+    from fastssl_loader.reader import DatasetReader
+
+    for path in (jpeg_dataset, auto_dataset):
+        r = DatasetReader(path)
+        dst = tmp_path / path.stem
+        samples = export_stored_jpegs(path, dst)
+        assert [lab for _, lab in samples] == r.labels.tolist()
+        assert [Path(f).name for f, _ in samples] == [f"{i:07d}.jpg" for i in range(len(r))]
+        stored = [i for i in range(len(r)) if r.storage[i] == STORAGE_JPEG]
+        assert stored  # both files hold JPEG-stored samples
+        for i in stored:
+            assert Path(samples[i][0]).read_bytes() == r.encoded(i)
+        # a stale file of the same name (another dataset exported there before) is replaced
+        Path(samples[stored[0]][0]).write_bytes(b"stale")
+        export_stored_jpegs(path, dst)
+        assert Path(samples[stored[0]][0]).read_bytes() == r.encoded(stored[0])
+
+
+def test_dataset_file_sets_name_original_and_stored_files():
+    data = Dataset("d", ["a.JPEG"], [0], {"jpeg": "j.fssl"}, {}, stored_files=["0000000.jpg"])
+    assert data.file_sets() == {"original": ["a.JPEG"], "stored": ["0000000.jpg"]}
+    assert Dataset("d", ["a.JPEG"], [0], {"raw": "r.fssl"}, {}).file_sets() == {"original": ["a.JPEG"]}
+    given = Dataset("d", ["0000000.jpg"], [0], {"file": "x.fssl"}, {}, stored_files=["0000000.jpg"])
+    assert given.file_sets() == {"stored": ["0000000.jpg"]}
+
+
+# ---------------------------------------------------------------- peers: DALI and SPDL
+
+def test_peer_spec_describes_every_op_of_the_views():
+    top = ladder.peer_spec(ladder.byol_rung(5, 224))
+    assert [v["size"] for v in top] == [224, 224]
+    for v in top:
+        assert v["scale"] == [0.08, 1.0] and v["ratio"] == pytest.approx([3 / 4, 4 / 3]) and v["flip"] == 0.5
+        assert v["jitter"] == {"p": 0.8, "brightness": [0.6, 1.4], "contrast": [0.6, 1.4],
+                               "saturation": [0.8, 1.2], "hue": [-0.1, 0.1]}
+        assert v["gray"] == 0.2 and v["normalize"]["mean"] == list(ops.IMAGENET_MEAN)
+    assert [v["blur"] for v in top] == [{"p": 1.0, "kernel": 23, "sigma": [0.1, 2.0]},
+                                        {"p": 0.1, "kernel": 23, "sigma": [0.1, 2.0]}]
+    assert [v["solarize"] for v in top] == [{"p": 0.0, "threshold": 128.0}, {"p": 0.2, "threshold": 128.0}]
+    crop = ladder.peer_spec(ladder.byol_rung(1, 96))
+    assert all(v[k] is None for v in crop for k in ("jitter", "gray", "blur", "solarize"))
+    assert ladder.peer_spec([[ops.RandomResizedCrop(64), ops.GaussianBlur("auto")]])[0]["blur"]["kernel"] == 7
+    json.dumps(top)  # plain data for the peer's interpreter
+    with pytest.raises(ValueError, match="RandomResizedCrop"):
+        ladder.peer_spec([[ops.Resize(64, crop=64)]])
+
+
+def test_dali_skips_or_fails_cleanly_without_dali(tmp_path):
+    from benches.dali_baseline import dali_figures
+
+    spec = ladder.peer_spec(ladder.byol_rung(1, 32))
+    kw = dict(batch_size=2, workers=1, epochs=1, group="ladder", config={"rung": 1})
+    if importlib.util.find_spec("nvidia") is None or importlib.util.find_spec("nvidia.dali") is None:
+        figs, status = dali_figures(["a.jpg"], [0], spec, tmp_path, python=None, **kw)
+        assert figs == [] and status.startswith("skipped") and "--dali-python" in status
+        figs, status = dali_figures(["a.jpg"], [0], spec, tmp_path, python=sys.executable, **kw)
+        assert figs == [] and status.startswith("failed") and "nvidia" in status
+    figs, status = dali_figures(["a.jpg"], [0], spec, tmp_path, python=str(tmp_path / "no-python"), **kw)
+    assert figs == [] and status.startswith("failed") and "no-python" in status
+
+
+def test_spdl_skips_cleanly_and_runs_crop_views_only(tmp_path):
+    from benches import spdl_baseline
+
+    kw = dict(batch_size=2, workers=1, epochs=1, group="ladder", config={"rung": 1})
+    with pytest.raises(ValueError, match="view 0 has jitter"):
+        spdl_baseline.spdl_figures(["a.jpg"], [0], ladder.peer_spec(ladder.byol_rung(5, 32)), tmp_path,
+                                   python=None, **kw)
+    spec = ladder.peer_spec(ladder.byol_rung(1, 32))
+    if importlib.util.find_spec("spdl") is None:
+        figs, status = spdl_baseline.spdl_figures(["a.jpg"], [0], spec, tmp_path, python=None, **kw)
+        assert figs == [] and status.startswith("skipped") and "--spdl-python" in status
+        figs, status = spdl_baseline.spdl_figures(["a.jpg"], [0], spec, tmp_path, python=sys.executable, **kw)
+        assert figs == [] and status.startswith("failed") and "spdl" in status
+
+
+def test_spdl_crop_boxes_follow_torchvision_get_params():
+    from benches.spdl_baseline import crop_box, filter_desc
+
+    from scipy.stats import ks_2samp
+    from torchvision.transforms import RandomResizedCrop
+
+    rng = np.random.default_rng(0)
+    torch.manual_seed(0)
+    for h, w in [(375, 500), (512, 341), (64, 64)]:
+        boxes = np.array([crop_box(rng, h, w, (0.08, 1.0), (3 / 4, 4 / 3)) for _ in range(2000)])
+        top, left, bh, bw = boxes.T
+        assert (top >= 0).all() and (left >= 0).all() and (top + bh <= h).all() and (left + bw <= w).all()
+        image = torch.zeros(1, h, w)
+        ref = np.array([RandomResizedCrop.get_params(image, [0.08, 1.0], [3 / 4, 4 / 3]) for _ in range(2000)])
+        for ours, theirs in [(bh * bw, ref[:, 2] * ref[:, 3]), (bw / bh, ref[:, 3] / ref[:, 2]), (top, ref[:, 0])]:
+            assert ks_2samp(ours, theirs).pvalue > 1e-3
+    # no box fits a very long image: centred fallback at the largest allowed ratio, like torchvision
+    assert crop_box(np.random.default_rng(0), 10, 400, (0.9, 1.0), (3 / 4, 4 / 3)) == (0, 193, 10, 13)
+    assert filter_desc((5, 6, 70, 80), 32, True) == ("crop=80:70:6:5,scale=32:32:flags=bilinear,hflip,"
+                                                     "format=pix_fmts=rgb24")
+
+
+def test_peer_listing_round_trip_and_bad_names(tmp_path):
+    from benches.peer_runner import read_listing, write_listing
+
+    path = write_listing(["/a b/x.jpg", "y.jpg"], [3, 4], tmp_path / "l.tsv")
+    assert read_listing(path) == (["/a b/x.jpg", "y.jpg"], [3, 4])
+    with pytest.raises(ValueError, match="tab"):
+        write_listing(["a\tb.jpg"], [0], tmp_path / "m.tsv")
+    with pytest.raises(ValueError, match="labels"):
+        write_listing(["a.jpg"], [], tmp_path / "m.tsv")
+
+
+def _peer_python(env: str) -> str:
+    python = os.environ.get(env)
+    if not python:
+        pytest.skip(f"{env} is not set (the interpreter of the peer's own venv)")
+    return python
+
+
+def _stored_files(tmp_path: Path, n: int) -> list[str]:
+    from fastssl_loader import write_dataset
+
+    jpeg = tmp_path / "j.fssl"
+    write_dataset(jpeg, [(str(f), 0) for f in _write_jpegs(tmp_path / "src", n)], mode="jpeg", num_workers=0,
+                  progress=False)
+    return [f for f, _ in export_stored_jpegs(jpeg, tmp_path / "stored")]
+
+
+@pytest.mark.slow
+def test_dali_tiny_run_in_its_venv(tmp_path):
+    from benches.dali_baseline import dali_figures
+
+    python = _peer_python("FASTSSL_DALI_PYTHON")
+    files = _stored_files(tmp_path, 5)
+    for rung in (1, 5):
+        figs, status = dali_figures(files, [0, 1, 2, 0, 1], ladder.peer_spec(ladder.byol_rung(rung, 32)),
+                                    tmp_path / "work", python=python, batch_size=2, workers=1, epochs=1,
+                                    group="ladder", config={"rung": rung, "files": "stored"})
+        assert status.startswith("ran: dali"), status
+        assert [f.loader for f in figs] == ["dali-decode-once", "dali-roi-decode"]
+        for f in figs:
+            assert f.images == 5 and len(f.epoch_s) == 1 and f.config["rung"] == rung
+            assert f.config["files"] == "stored" and f.config["batches"] == 3 and f.images_per_s > 0
+
+
+@pytest.mark.slow
+def test_spdl_tiny_run_in_its_venv(tmp_path):
+    from benches.spdl_baseline import spdl_figures
+
+    python = _peer_python("FASTSSL_SPDL_PYTHON")
+    files = _stored_files(tmp_path, 5)
+    figs, status = spdl_figures(files, [0] * 5, ladder.peer_spec(ladder.byol_rung(1, 32)), tmp_path / "work",
+                                python=python, batch_size=2, workers=2, epochs=1, group="one-view",
+                                config={"rung": 1})
+    assert status.startswith("ran: spdl"), status
+    assert len(figs) == 1 and figs[0].loader == "spdl" and figs[0].images == 5 and figs[0].group == "one-view"
+
+
+def test_peer_table_and_chart_handle_missing_peers(tmp_path):
+    def fig(loader, rung, seconds, **cfg):
+        return report.Figure("ladder", loader, {"rung": rung, "size": 224, "views": "2x224", **cfg}, 100,
+                             [seconds], 1.0)
+
+    figs = [fig("fastssl", 1, 0.1, storage="jpeg"), fig("torchvision-v2-tensor", 1, 1.0, files="original"),
+            fig("torchvision-v2-tensor", 1, 0.5, files="stored"), fig("dali-decode-once", 1, 0.4, files="stored",
+                                                                      storage="jpeg"),
+            fig("spdl", 1, 0.25, files="stored"), fig("fastssl", 5, 0.2, storage="jpeg"),
+            fig("torchvision-v2-tensor", 5, 2.0, files="stored"),
+            report.Figure("one-view", "fastssl", {"rung": 1, "views": "1x224", "storage": "jpeg"}, 100, [0.05], 1)]
+    rows = peer_table(figs)
+    assert [(r["group"], r["rung"]) for r in rows] == [("ladder", 1), ("ladder", 5), ("one-view", 1)]
+    assert rows[0]["images_per_s"] == {"fastssl (jpeg)": 1000.0, "torchvision-v2-tensor (original files)": 100.0,
+                                       "torchvision-v2-tensor (stored files)": 200.0,
+                                       "dali-decode-once (stored files)": 250.0, "spdl (stored files)": 400.0}
+    assert set(rows[1]["images_per_s"]) == {"fastssl (jpeg)", "torchvision-v2-tensor (stored files)"}
+    text = format_peer_table(rows).splitlines()
+    assert "dali-decode-once (stored files)" in text[0] and "torchvision-v2-tensor (original files)" in text[0]
+    assert text[2].split()[-5:] == ["500", "-", "50", "-", "-"]  # rung 5: only ours and torchvision stored
+    # the headline compares with the fastest torchvision figure and says which files it read
+    row = headline(figs, None, workers=2)[0]
+    assert row["fastest_torchvision"] == "torchvision-v2-tensor" and row["torchvision_files"] == "stored"
+    assert row["speedup_vs_fastest_torchvision"] == pytest.approx(5.0)
+    assert report.plot_ladder(tmp_path / "c.png", figs, "t").is_file()
+    results = Results(machine={"cpu_model": "c"}, settings={"batch_size": 8, "workers": 2},
+                      dataset={"name": "s", "images": 100}, figures=figs, decode_limit=None, torchvision_blur={},
+                      ffcv_status="not requested", ffcv_ratios={}, headline=[row], targets=[], op_costs=None,
+                      total_seconds=1.0, peers={"dali": "ran: dali 2.4.0", "spdl": "failed in x (exit 1): why"})
+    printed = bench_report(results)
+    assert "Every loader side by side" in printed and "SPDL: failed in x (exit 1): why" in printed
+    assert "torchvision-v2-tensor (stored files) (200)" in printed
+    doc = json.loads(save(results, tmp_path)[0].read_text())
+    assert doc["peers"]["status"]["spdl"].startswith("failed") and len(doc["peers"]["table"]) == 3
 
 
 def test_parse_args_presets_and_errors(tmp_path):
@@ -339,7 +537,9 @@ def test_parse_args_presets_and_errors(tmp_path):
     assert a.epochs == 5 and a.storage == ["raw"] and a.sizes == [224, 160] and a.dino and a.scaling
     a = parse_args([])
     assert a.rungs == [1, 2, 3, 4, 5] and not a.images_given
-    for bad in (["--rungs", "1,9"], ["--loaders", "dali"], ["--epochs", "0"], ["--data", str(tmp_path / "no")],
+    assert parse_args(["--loaders", "dali,spdl"]).loaders == ["dali", "spdl"]
+    assert parse_args([]).torchvision_files == ["original", "stored"] and not parse_args([]).one_view
+    for bad in (["--rungs", "1,9"], ["--loaders", "mxnet"], ["--torchvision-files", "copies"], ["--epochs", "0"], ["--data", str(tmp_path / "no")],
                 ["--quick", "--full"]):
         with pytest.raises(SystemExit):
             parse_args(bad)
@@ -350,15 +550,27 @@ def test_main_tiny_run_writes_table_json_and_chart(tmp_path, capsys):
     folder = tmp_path / "flat"
     _write_jpegs(folder, 6)
     out = tmp_path / "out"
+    missing = str(tmp_path / "no-such-python")
     rc = main(["--data", str(folder), "--quick", "--rungs", "1,5", "--batch-size", "4", "--workers", "1",
-               "--work-dir", str(tmp_path / "work"), "--out", str(out), "--loaders", "fastssl,torchvision",
-               "--variants", "v2-tensor", "--storage", "jpeg,raw", "--no-progress"])
+               "--work-dir", str(tmp_path / "work"), "--out", str(out), "--loaders", "fastssl,torchvision,dali,spdl",
+               "--variants", "v2-tensor", "--storage", "jpeg,raw", "--no-progress", "--one-view",
+               "--dali-python", missing, "--spdl-python", missing])
     assert rc == 0
     doc = json.loads((out / "bench.json").read_text())
-    got = {(f["loader"], f["config"]["rung"], f["config"].get("storage")) for f in doc["figures"]}
-    assert got == {("torchvision-v2-tensor", 1, None), ("torchvision-v2-tensor", 5, None),
-                   ("fastssl", 1, "jpeg"), ("fastssl", 1, "raw"), ("fastssl", 5, "jpeg"), ("fastssl", 5, "raw")}
+    got = {(f["group"], f["loader"], f["config"]["rung"], f["config"].get("storage") or f["config"]["files"])
+           for f in doc["figures"]}
+    assert got == {(group, loader, rung, where) for group, rungs in (("ladder", (1, 5)), ("one-view", (1,)))
+                   for rung in rungs for loader, where in (("torchvision-v2-tensor", "original"),
+                                                           ("torchvision-v2-tensor", "stored"),
+                                                           ("fastssl", "jpeg"), ("fastssl", "raw"))}
+    assert {f["config"]["n_views"] for f in doc["figures"] if f["group"] == "one-view"} == {1}
     assert all(f["images"] == 6 and len(f["epoch_s"]) == 1 for f in doc["figures"])
+    stored = sorted((tmp_path / "work").rglob("*.export/*.jpg"))
+    assert len(stored) == 6  # torchvision's "stored files": the payloads of our jpeg file
+    assert all(doc["peers"]["status"][p].startswith("failed") and "no-such-python" in doc["peers"]["status"][p]
+               for p in ("dali", "spdl"))
+    assert [(r["group"], r["rung"]) for r in doc["peers"]["table"]] == [("ladder", 1), ("ladder", 5),
+                                                                        ("one-view", 1)]
     assert doc["machine"]["usable_cores"] >= 1 and doc["dataset"]["images"] == 6
     assert len(doc["headline"]) == 4 and doc["decode_limit"]["jpeg_images"] == 6
     assert {c["target"] for c in doc["targets"]} >= {"jpeg rung 1: two views / all-core decode limit",
@@ -366,6 +578,7 @@ def test_main_tiny_run_writes_table_json_and_chart(tmp_path, capsys):
     assert (out / "ladder.png").is_file()
     printed = capsys.readouterr().out
     assert "Headline" in printed and "JPEG decode limit" in printed and "Speed goals" in printed
+    assert "Every loader side by side" in printed and "DALI: failed" in printed
     assert "issue" not in printed.lower() and "issue" not in (out / "bench.json").read_text().lower()
     import psutil
 
