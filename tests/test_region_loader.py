@@ -120,8 +120,8 @@ def test_raw_and_jpeg_samples_mixed(auto_dataset):
 @pytest.mark.parametrize("fill", [0, 255])
 def test_kernels_read_only_the_decoded_region(photos, fill):
     """The frame around the decoded region holds stale bytes: whatever they are, the views do not change."""
-    reader = Loader(photos, **_kwargs(presets.byol(40))).reader
-    plans = Loader(photos, **_kwargs(presets.byol(40))).plans
+    loader = Loader(photos, **_kwargs(presets.byol(40)))
+    reader, plans = loader.reader, loader.plans
     ids = np.arange(len(reader))
     outs = [np.empty(len(ids) * 3 * 40 * 40, np.uint8) for _ in plans]
     whole = BatchBuilder(reader, plans, seed=1, dct_scale=True, batch_size=len(ids), region_decode=False)
