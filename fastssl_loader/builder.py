@@ -24,7 +24,8 @@ IDENTICAL to a full decode's, bit for bit (tested). Mapping the crop boxes into 
 (shifting them by the region's origin) changes the float rounding of the filter centres
 (``(top - origin) + step * i`` is not ``(top + step * i) - origin``) and moved 2 of 90M values by one level.
 Otherwise (no backend, ``region_decode=False``, or a Resize/CenterCrop view, whose taps read the whole
-image) the whole (scaled) image is decoded with simplejpeg. ``BatchBuilder.decoder`` (:func:`jpeg_decoder`) says which.
+image) the whole (scaled) image is decoded with simplejpeg. ``BatchBuilder.decoder`` (:func:`jpeg_decoder`)
+says which.
 
 Fast IDCT (``fast_idct=True``, opt-in): libjpeg-turbo's fast integer IDCT, on both paths. It changes pixels
 at scales 1 and 2 only (the reduced 1/4 and 1/8 IDCTs have no fast variant): on the q90, 512-px re-encoded
@@ -167,12 +168,11 @@ class BatchBuilder:
             raise CorruptSampleError(sample, f"JPEG header says {header[0]}x{header[1]} but the index says "
                                              f"{stored[0]}x{stored[1]}", str(reader.path))
         try:
-            if box is None:
-                image = jpeg.decode_jpeg(payload, scale=scale, out=dest, fast_idct=self.fast_idct)
-            else:
+            if box is not None:  # at its place in the frame (its size checked against the header there)
                 jpeg.decode_region(payload, scale, tuple(box), dest, fast_idct=self.fast_idct, expect_shape=stored,
                                    in_frame=True)
-                image = dest.reshape(shape)  # the frame: the kernels read only the decoded region of it
+                return
+            image = jpeg.decode_jpeg(payload, scale=scale, out=dest, fast_idct=self.fast_idct)
         except ValueError as exc:
             raise CorruptSampleError(sample, str(exc), str(reader.path)) from exc
         if image.shape != shape:
