@@ -11,7 +11,8 @@ configuration and rung, and each round also measures the 2-thread accurate full-
 stored JPEGs (:func:`benches.decode_limit.decode_rate`), so every figure of a round shares the machine's
 state; the report gives medians over rounds, and paired figures (per round: the best epoch's rate over the
 reference's, or over that round's decode limit; then the median over rounds), which a shared machine's
-changing load disturbs less. The output
+changing load disturbs less, and the CPU time per image (process time of the loader's threads), which that
+load disturbs least. The output
 agreement check (one epoch, uint8, 1 worker) compares region against whole decoding (expected: identical)
 and the fast IDCT against the accurate one.
 
@@ -35,7 +36,8 @@ REPO = Path(__file__).resolve().parent.parent
 CONFIGS = {"whole": {"region_decode": False}, "whole_fast_idct": {"region_decode": False, "jpeg_fast_idct": True},
            "region": {"region_decode": True}, "region_fast_idct": {"region_decode": True, "jpeg_fast_idct": True}}
 
-# Run in a child process whose PYTHONPATH is the tree under test: prints {"epoch_s": [...], "decoder": ...}.
+# Run in a child process whose PYTHONPATH is the tree under test: prints {"epoch_s": [...], "epoch_cpu_s": [...],
+# "decoder": ...}; epoch_cpu_s is the process's CPU time (all threads), less sensitive to other processes' load.
 _CHILD = """
 import json, sys, time
 from benches.ladder import byol_rung
@@ -44,13 +46,15 @@ cfg = json.loads(sys.argv[1])
 loader = fsl.Loader(cfg["path"], cfg["batch_size"], byol_rung(cfg["rung"], cfg["size"]), num_workers=cfg["workers"],
                     order="random", seed=0, drop_last=False, **cfg["loader_kw"])
 loader.warmup()
-times = []
+times, cpu = [], []
 for _ in range(1 + cfg["epochs"]):
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     for _ in loader:
         pass
     times.append(time.perf_counter() - start)
-print(json.dumps({"epoch_s": times[1:], "decoder": getattr(loader, "decoder", "simplejpeg (no region decoding)")}))
+    cpu.append(time.process_time() - start_cpu)
+print(json.dumps({"epoch_s": times[1:], "epoch_cpu_s": cpu[1:],
+                  "decoder": getattr(loader, "decoder", "simplejpeg (no region decoding)")}))
 """
 
 
@@ -130,6 +134,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     payloads = stored_jpegs(str(path))
     epochs: dict[str, dict[str, list[float]]] = {str(r): {name: [] for name in trees} for r in rungs}
     best: dict[str, dict[str, list[float]]] = {str(r): {name: [] for name in trees} for r in rungs}  # per round
+    cpu: dict[str, dict[str, list[float]]] = {str(r): {name: [] for name in trees} for r in rungs}
     limit: list[float] = []
     decoders: dict[str, str] = {}
     for k in range(a.rounds):
@@ -139,6 +144,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 got = measure(tree, path, rung, kw, a)
                 epochs[str(rung)][name] += got["epoch_s"]
                 best[str(rung)][name].append(len(payloads) / min(got["epoch_s"]))
+                cpu[str(rung)][name] += got["epoch_cpu_s"]
                 decoders[name] = got["decoder"]
                 print(f"round {k} rung {rung} {name:18s} {best[str(rung)][name][-1]:8.1f} img/s", flush=True)
     images = len(payloads)
@@ -157,12 +163,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
            f"paired_speedup_vs_{reference}": {r: {n: paired(r, n, best[r][reference]) for n in by}
                                                for r, by in best.items()},
            "paired_ratio_to_decode_limit": {r: {n: paired(r, n, limit) for n in by} for r, by in best.items()},
+           "cpu_ms_per_image": {r: {n: 1e3 * statistics.median(t) / images for n, t in by.items()}
+                                for r, by in cpu.items()},
            "best_epoch_images_per_s_per_round": best, "epoch_s": epochs, "agreement": agreement(path, a.size)}
     for r, by in rates.items():
         for name, rate in by.items():
             print(f"rung {r} {name:18s} {rate:8.1f} img/s (median)  paired: x{paired(r, name, best[r][reference]):.2f} "
                   f"vs {reference}, {paired(r, name, limit):.2f} of the decode limit "
-                  f"(median {limit_rate:.0f} img/s, 2 threads)")
+                  f"(median {limit_rate:.0f} img/s, 2 threads); {doc['cpu_ms_per_image'][r][name]:.2f} CPU ms/image")
     print("agreement:", doc["agreement"])
     save_json(a.out, doc)
     return doc
