@@ -65,10 +65,10 @@ def draw_views(shapes: np.ndarray, size: int = 224, views: int = 2, seed: int = 
     n = len(shapes)
     ids, heights, widths = np.arange(n, dtype=np.int64), shapes[:, 0].copy(), shapes[:, 1].copy()
     boxes, ratio = [], np.full(n, np.inf)
+    plan = ViewPlan([ops.RandomResizedCrop(size, scale=(0.08, 1.0))])
     for v in range(views):
-        plan = ViewPlan([ops.RandomResizedCrop(size, scale=(0.08, 1.0))], v)
         params = np.zeros((n, plan.num_params))
-        plan.sample(ids, heights, widths, seed, epoch, params)
+        plan.sample(ids, heights, widths, seed, epoch, v, params)
         box = plan.crop_boxes(params)
         boxes.append(box)
         ratio = np.minimum(ratio, np.minimum(box[:, 2] / size, box[:, 3] / size))
