@@ -160,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
            f"speedup_vs_{reference}": {r: {n: v / by[reference] for n, v in by.items()} for r, by in rates.items()},
            "decode_limit_2_threads_accurate_full": {"images_per_s": limit_rate, "per_round": limit},
            "ratio_to_decode_limit": {r: {n: v / limit_rate for n, v in by.items()} for r, by in rates.items()},
-           f"paired_speedup_vs_{reference}": {r: {n: paired(r, n, best[r][reference]) for n in by}
+           f"paired_speedup_vs_{reference}": {r: {n: paired(r, n, by[reference]) for n in by}
                                                for r, by in best.items()},
            "paired_ratio_to_decode_limit": {r: {n: paired(r, n, limit) for n in by} for r, by in best.items()},
            "cpu_ms_per_image": {r: {n: 1e3 * statistics.median(t) / images for n, t in by.items()}

@@ -48,7 +48,6 @@ from .format import STORAGE_JPEG
 from .plan import ViewPlan
 from .reader import DatasetReader
 
-
 REGION_DECODER = "turbojpeg-region"  # only the union of each sample's crop boxes, TurboJPEG 3
 FULL_DECODER = "simplejpeg"  # the whole (DCT-scaled) image
 

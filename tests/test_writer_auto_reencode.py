@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fastssl_loader import DatasetReader, jpeg, write_dataset
-from fastssl_loader.reencode import REENCODE_MIN_BITS_PER_PIXEL, REENCODE_MIN_PIXELS, reencode_pays
+from fastssl_loader import DatasetReader, jpeg, reencode, write_dataset
 from tests.conftest import natural_image
 
 
@@ -30,8 +29,9 @@ def sources() -> dict[str, bytes]:
     noisy = np.clip(big + np.random.default_rng(2).normal(0, 24, big.shape), 0, 255).astype(np.uint8)
     found = {"big_progressive": _jpeg(big, 90, True), "big_heavy": _jpeg(noisy, 95, False),
              "big_light": _jpeg(big, 75, False), "small": _jpeg(natural_image(600, 500, seed=3), 95, False)}
-    assert _bits_per_pixel(found["big_heavy"]) > REENCODE_MIN_BITS_PER_PIXEL > _bits_per_pixel(found["big_light"])
-    assert 1200 * 1000 > REENCODE_MIN_PIXELS >= 600 * 500
+    heavy, light = _bits_per_pixel(found["big_heavy"]), _bits_per_pixel(found["big_light"])
+    assert heavy > reencode.REENCODE_MIN_BITS_PER_PIXEL > light
+    assert 1200 * 1000 > reencode.REENCODE_MIN_PIXELS >= 600 * 500
     return found
 
 
@@ -39,7 +39,7 @@ def sources() -> dict[str, bytes]:
                                              ("small", False)])
 def test_auto_follows_the_rule(tmp_path, sources, name, reencoded):
     data = sources[name]
-    assert reencode_pays(*jpeg.jpeg_shape(data), len(data), jpeg.is_progressive(data)) is reencoded
+    assert reencode.reencode_pays(*jpeg.jpeg_shape(data), len(data), jpeg.is_progressive(data)) is reencoded
     report = write_dataset(tmp_path / "a.fssl", [(data, 0)], mode="auto", jpeg_quality=85, num_workers=0,
                            progress=False)
     r = DatasetReader(tmp_path / "a.fssl")
@@ -61,7 +61,8 @@ def test_the_rule_only_applies_to_auto(tmp_path, sources):
 def test_schema_records_the_thresholds(tmp_path, sources):
     write_dataset(tmp_path / "s.fssl", [(sources["small"], 0)], mode="auto", num_workers=0, progress=False)
     rule = DatasetReader(tmp_path / "s.fssl").schema["image"]["auto_reencode"]
-    assert rule["min_pixels"] == REENCODE_MIN_PIXELS and rule["min_bits_per_pixel"] == REENCODE_MIN_BITS_PER_PIXEL
+    assert rule["min_pixels"] == reencode.REENCODE_MIN_PIXELS
+    assert rule["min_bits_per_pixel"] == reencode.REENCODE_MIN_BITS_PER_PIXEL
 
 
 def test_is_progressive_reads_the_frame_marker(sources):
