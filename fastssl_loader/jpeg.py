@@ -38,6 +38,33 @@ def jpeg_shape(data: Any) -> tuple[int, int]:
     return int(height), int(width)
 
 
+_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # start-of-frame; C4 DHT, C8 JPG, CC DAC
+_PROGRESSIVE_SOF = frozenset((0xC2, 0xC6, 0xCA, 0xCE))
+_STANDALONE_MARKERS = frozenset((0x01, *range(0xD0, 0xD9)))  # TEM, RSTn, SOI: no length field
+
+
+def is_progressive(data: Any) -> bool:
+    """Whether the JPEG's frame is progressive (SOF2/6/10/14), from its header markers; no decode.
+
+    ValueError when no start-of-frame marker is found before the data ends or the marker chain breaks.
+    """
+    view = memoryview(data).cast("B")
+    i = 2 if bytes(view[:2]) == b"\xff\xd8" else None
+    while i is not None and i + 4 <= len(view):
+        if view[i] != 0xFF:
+            break
+        marker = view[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+        elif marker in _SOF_MARKERS:
+            return marker in _PROGRESSIVE_SOF
+        elif marker in _STANDALONE_MARKERS:
+            i += 2
+        else:
+            i += 2 + (view[i + 2] << 8 | view[i + 3])
+    raise ValueError("not a JPEG or no start-of-frame marker in its header")
+
+
 def decode_jpeg(data: Any, *, scale: int = 1, out: np.ndarray | None = None, fast_idct: bool = False) -> np.ndarray:
     """Decode JPEG bytes (bytes, memoryview or uint8 ndarray slice, no copy) to H x W x 3 uint8 RGB.
 
@@ -62,7 +89,8 @@ def decode_jpeg(data: Any, *, scale: int = 1, out: np.ndarray | None = None, fas
 
 def decode_region(data: Any, scale: int = 1, box: tuple[int, int, int, int] | None = None,
                   out: np.ndarray | None = None, *, fast_idct: bool = False,
-                  expect_shape: tuple[int, int] | None = None) -> tuple[np.ndarray, tuple[int, int]]:
+                  expect_shape: tuple[int, int] | None = None,
+                  in_frame: bool = False) -> tuple[np.ndarray, tuple[int, int]]:
     """Decode at 1/``scale`` at least the part of the image that ``box`` needs; return it and its origin.
 
     ``box`` = (top, left, height, width) in FULL-SIZE image pixels (e.g. the union of a sample's crop boxes,
@@ -73,7 +101,11 @@ def decode_region(data: Any, scale: int = 1, box: tuple[int, int, int, int] | No
     columns alike; sh = scaled height, H = full height), identical to those of a full decode at the same
     scale when ``fast_idct`` is off; it may be wider (iMCU alignment) or the whole image (without the
     ``[turbo]`` extra, or box None), so always use the returned origin and shape. A box outside the image
-    gives an empty (0 x 0) image. ``expect_shape``: the full-size (height, width) the box refers to (the
+    gives an empty (0 x 0) image. ``in_frame=True``: ``out`` is laid out as the whole 1/``scale`` image (it
+    must hold :func:`scaled_shape` x 3 bytes) and the region is decoded at its own place in it, so code that
+    indexes the whole scaled image reads the region's pixels without any coordinate mapping (the loader's
+    kernels); ``image`` is then a strided view of that frame and the frame's pixels outside the region are
+    left untouched. ``expect_shape``: the full-size (height, width) the box refers to (the
     dataset index's); a JPEG whose header disagrees raises ValueError instead of being mapped wrongly.
     Corrupt or truncated data raises ValueError.
     """
@@ -81,7 +113,7 @@ def decode_region(data: Any, scale: int = 1, box: tuple[int, int, int, int] | No
     if out is not None:
         _check_out(out)
     if REGION_BACKEND == "turbojpeg":
-        return turbo.decode(data, scale, box, out, fast_idct, expect_shape)
+        return turbo.decode(data, scale, box, out, fast_idct, expect_shape, in_frame)
     image = decode_jpeg(data, scale=scale, out=out, fast_idct=fast_idct)
     if expect_shape is not None and image.shape[:2] != scaled_shape(*expect_shape, scale):
         raise ValueError(f"decoded {image.shape[0]}x{image.shape[1]} at 1/{scale}, expected "

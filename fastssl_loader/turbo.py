@@ -168,13 +168,16 @@ def covering_region(height: int, width: int, scale: int, box: tuple[int, int, in
 
 
 def decode(data: Any, scale: int, box: tuple[int, int, int, int] | None, out: np.ndarray | None,
-           fast_idct: bool, expect_shape: tuple[int, int] | None = None) -> tuple[np.ndarray, tuple[int, int]]:
+           fast_idct: bool, expect_shape: tuple[int, int] | None = None,
+           in_frame: bool = False) -> tuple[np.ndarray, tuple[int, int]]:
     """Decode ``data`` at 1/``scale`` to RGB; with ``box`` (full-image pixels) only :func:`covering_region`.
 
     Returns the H x W x 3 image and the (top, left) of its first pixel in the scaled image ((0, 0) for the
     whole image). ``out``: optional writable C-contiguous uint8 buffer of at least H*W*3 bytes; the image is
-    then a view of it. ``expect_shape``: full-size (height, width) the caller's boxes refer to; ValueError
-    when the header disagrees.
+    then a view of it. ``in_frame``: ``out`` (or a new buffer) is laid out as the WHOLE scaled image (row
+    pitch = scaled width) and the region is decoded at its place in it; the image returned is then a strided
+    view of that frame, and the frame's pixels outside the region are left as they were. ``expect_shape``:
+    full-size (height, width) the caller's boxes refer to; ValueError when the header disagrees.
     """
     array, address = _buffer(data)
     h = _handle()
@@ -198,12 +201,14 @@ def decode(data: Any, scale: int, box: tuple[int, int, int, int] | None, out: np
     if _LIB.tj3SetCroppingRegion(h.ptr, crop) != 0:
         raise h.fail(f"cropping region (top, left, height, width) = {(top, left, height, width)}")
     _LIB.tj3Set(h.ptr, _PARAM_FASTDCT, int(bool(fast_idct)))
-    nbytes = height * width * 3
+    frame_h, frame_w = (-(-full_h // scale), -(-full_w // scale)) if in_frame else (height, width)
+    nbytes = frame_h * frame_w * 3
     if out is None:
         out = np.empty(nbytes, np.uint8)
     elif out.size < nbytes:
-        raise ValueError(f"out buffer too small: {out.size} bytes for a {height}x{width}x3 image")
-    image = out.reshape(-1)[:nbytes].reshape(height, width, 3)
-    if _LIB.tj3Decompress8(h.ptr, address, array.size, image.ctypes.data, width * 3, _PF_RGB) != 0:
+        raise ValueError(f"out buffer too small: {out.size} bytes for a {frame_h}x{frame_w}x3 image")
+    frame = out.reshape(-1)[:nbytes].reshape(frame_h, frame_w, 3)
+    image = frame[top:top + height, left:left + width] if in_frame else frame
+    if _LIB.tj3Decompress8(h.ptr, address, array.size, image.ctypes.data, frame_w * 3, _PF_RGB) != 0:
         raise h.fail("JPEG decode failed")
     return image, (top, left)

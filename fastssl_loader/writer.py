@@ -8,9 +8,15 @@ Storage modes (per image):
   source is a plain JPEG (see :mod:`fastssl_loader.images`: YCbCr/RGB/gray, no EXIF rotation) and
   ``max_resolution`` needs no resize; any other image is encoded as in ``jpeg`` mode.
 * ``auto``: images of at most ``AUTO_RAW_MAX_PIXELS`` (64 x 64) pixels are stored ``raw``, larger ones as in
-  ``passthrough``. Why: a 64 x 64 raw image is only 12 KiB and is read with a memcpy, while a JPEG decode has a
-  fixed per-image cost that dominates for tiny images (CIFAR, Tiny-ImageNet are decode-bound as JPEG);
-  larger images are 5-10x smaller as JPEG, and reading them from disk/page cache becomes the bottleneck.
+  ``passthrough``, except source JPEGs whose decode would dwarf the views
+  (:func:`~fastssl_loader.reencode.reencode_pays`: more than 1 megapixel and progressive or above 1.5
+  bits/pixel), which are re-encoded as in ``jpeg`` mode (same size unless ``max_resolution``, baseline 4:2:0,
+  ``jpeg_quality``). Why: a 64 x 64 raw image is only 12 KiB and is read with a memcpy, while a JPEG decode has
+  a fixed per-image cost that dominates for tiny images (CIFAR, Tiny-ImageNet are decode-bound as JPEG);
+  larger images are 5-10x smaller as JPEG, and reading them from disk/page cache becomes the bottleneck; but a
+  big progressive or bit-heavy original is entropy-decoding bound whatever region or DCT scale the loader
+  decodes, and the re-encoded file decodes several times faster (see :mod:`fastssl_loader.reencode`).
+  The rule depends only on the source bytes, so conversions stay deterministic.
 
 Samples are encoded in worker processes (``multiprocessing``: forkserver where available, else spawn; never
 fork, which can deadlock when the parent runs threads) and written in sample order, so the file is
@@ -41,6 +47,7 @@ from tqdm import tqdm
 from . import __version__, format as fmt, jpeg
 from .cpu import usable_cores
 from .images import SourceImageError, cap_resolution, capped_shape, plain_jpeg_shape, read_encoded, to_rgb
+from .reencode import REENCODE_MIN_BITS_PER_PIXEL, REENCODE_MIN_PIXELS, reencode_pays
 
 DEFAULT_MAX_PIXELS = fmt.DEFAULT_MAX_PIXELS
 
@@ -109,6 +116,12 @@ def write_dataset(
 
     ``samples[i]`` returns ``(image, label)`` or, with ``extra_fields``, ``(image, label, {name: value})``;
     ``image`` is a PIL image, an H x W[ x C] uint8/uint16 array, a file path or encoded bytes.
+    ``mode``: ``auto`` (default), ``raw``, ``jpeg`` or ``passthrough`` (see the module docstring). ``auto``
+    stores images of at most 64 x 64 pixels raw and passes source JPEGs through untouched, except those of more
+    than ``reencode.REENCODE_MIN_PIXELS`` pixels that are progressive or above
+    ``reencode.REENCODE_MIN_BITS_PER_PIXEL`` bits per pixel: those are re-encoded (same size unless
+    ``max_resolution``, baseline, ``jpeg_quality``), since their decode would cost the loader several times
+    more than the views; the schema's ``image.auto_reencode`` records the thresholds.
     ``extra_fields`` maps a name to a dtype or ``(dtype, shape)`` of a fixed-shape per-sample field.
     ``num_workers``: worker processes (None: one per CPU, or none below SMALL_DATASET samples; 0: encode
     in this process).
@@ -169,7 +182,7 @@ def encode_sample(item: Any, index: int, settings: _Settings) -> _Encoded:
     if data is not None and settings.mode in ("passthrough", "auto"):
         shape = plain_jpeg_shape(data, name=name, max_pixels=settings.max_pixels)
         if shape is not None and capped_shape(*shape, mr) == shape and (
-                settings.mode == "passthrough" or shape[0] * shape[1] > AUTO_RAW_MAX_PIXELS):
+                settings.mode == "passthrough" or _auto_passes_through(data, shape)):
             return _Encoded(data, shape[0], shape[1], "passthrough", label, extras)
     rgb = cap_resolution(to_rgb(image if data is None else data, name=name, max_pixels=settings.max_pixels), mr)
     if max(rgb.shape[:2]) > fmt.MAX_SIDE:
@@ -177,6 +190,13 @@ def encode_sample(item: Any, index: int, settings: _Settings) -> _Encoded:
     raw = settings.mode == "raw" or (settings.mode == "auto" and rgb.shape[0] * rgb.shape[1] <= AUTO_RAW_MAX_PIXELS)
     payload = rgb.tobytes() if raw else jpeg.encode_jpeg(rgb, settings.jpeg_quality)
     return _Encoded(payload, rgb.shape[0], rgb.shape[1], "raw" if raw else "jpeg", label, extras)
+
+
+def _auto_passes_through(data: bytes, shape: tuple[int, int]) -> bool:
+    """Auto mode: whether a plain source JPEG of ``shape`` (no resize needed) is stored untouched: above the
+    raw size, unless re-encoding it makes the loader's decode much cheaper (:func:`reencode_pays`)."""
+    return (shape[0] * shape[1] > AUTO_RAW_MAX_PIXELS
+            and not reencode_pays(*shape, len(data), jpeg.is_progressive(data)))
 
 
 def _extras(values: Any, index: int, settings: _Settings) -> tuple[np.ndarray, ...]:
@@ -235,7 +255,10 @@ def _write_file(out: Any, samples: Sequence[Any], indices: range, shard: tuple[i
         "num_samples": written,
         "image": {"mode": settings.mode, "max_resolution": settings.max_resolution,
                   "jpeg_quality": settings.jpeg_quality, "auto_raw_max_pixels": AUTO_RAW_MAX_PIXELS,
-                  "max_pixels": settings.max_pixels, "storage_counts": counts},
+                  "max_pixels": settings.max_pixels, "storage_counts": counts,
+                  "auto_reencode": {"min_pixels": REENCODE_MIN_PIXELS,
+                                    "min_bits_per_pixel": REENCODE_MIN_BITS_PER_PIXEL,
+                                    "rule": "more than min_pixels and (progressive or more than min_bits_per_pixel)"}},
         "label": {"dtype": "<i8"},
         "extra_fields": extra_entries,
         "skipped": [[i, reason] for i, reason in skipped],

@@ -194,3 +194,25 @@ def test_region_rejects_a_header_that_disagrees_with_the_index(monkeypatch, make
     assert jpeg.decode_region(data, 2, (0, 0, 10, 10), expect_shape=(40, 60))[0].size > 0
     with pytest.raises(ValueError, match="expected"):
         jpeg.decode_region(data, 2, (0, 0, 10, 10), expect_shape=(60, 40))
+
+
+@needs_turbo
+@pytest.mark.parametrize("scale", jpeg.SCALES)
+def test_region_in_frame_sits_at_its_place_in_the_whole_image(photos, scale):
+    rng = np.random.default_rng(10 + scale)
+    for data in photos:
+        shape = jpeg.jpeg_shape(data)
+        full = jpeg.decode_jpeg(data, scale=scale)
+        frame = np.full(full.size, 7, np.uint8)
+        box = _random_box(rng, *shape)
+        region, (top, left) = jpeg.decode_region(data, scale, box, frame, in_frame=True)
+        frame = frame.reshape(full.shape)
+        assert np.shares_memory(region, frame)
+        np.testing.assert_array_equal(region, frame[top:top + region.shape[0], left:left + region.shape[1]])
+        rows, cols = _cover(shape, full.shape[:2], box)
+        np.testing.assert_array_equal(frame[rows, cols], full[rows, cols])
+        outside = np.ones(full.shape[:2], bool)
+        outside[top:top + region.shape[0], left:left + region.shape[1]] = False
+        assert (frame[outside] == 7).all()  # untouched
+    with pytest.raises(ValueError, match="too small"):
+        jpeg.decode_region(data, scale, (0, 0, 8, 8), np.empty(full.size - 1, np.uint8), in_frame=True)

@@ -117,19 +117,24 @@ def test_epochs_change_augmentations_and_set_epoch_replays(mixed_file):
     assert _epoch(loader) and loader.epoch == 1  # continues from the epoch that was set
 
 
-def test_each_sample_is_decoded_once_for_all_views(mixed_file, monkeypatch):
+@pytest.mark.parametrize("region_decode", [False, True])
+def test_each_sample_is_decoded_once_for_all_views(mixed_file, monkeypatch, region_decode):
     reader = DatasetReader(mixed_file)
     start_of = {int(o): i for i, o in enumerate(reader.offsets)}
     decoded: list[int] = []
-    real = jpeg.decode_jpeg
+    loader = Loader(reader, 8, [BIG, SMALL, SMALL], num_workers=2, drop_last=False, return_indices=True,
+                    region_decode=region_decode)
+    if region_decode and loader.decoder != "turbojpeg-region":
+        pytest.skip("turbojpeg wheel (extra [turbo]) not installed")
+    name = "decode_region" if region_decode else "decode_jpeg"
+    real = getattr(jpeg, name)
 
-    def counting(data, **kwargs):
+    def counting(data, *args, **kwargs):
         decoded.append(start_of[data.ctypes.data - reader.data.ctypes.data])
-        return real(data, **kwargs)
+        return real(data, *args, **kwargs)
 
-    loader = Loader(reader, 8, [BIG, SMALL, SMALL], num_workers=2, drop_last=False, return_indices=True)
     loader.warmup()
-    monkeypatch.setattr(jpeg, "decode_jpeg", counting)
+    monkeypatch.setattr(jpeg, name, counting)
     _epoch(loader)
     assert sorted(decoded) == sorted(np.flatnonzero(reader.storage == STORAGE_JPEG).tolist())
 
@@ -139,13 +144,13 @@ def test_dct_scaling_decodes_smaller_and_keeps_the_picture(mixed_file, monkeypat
     scales: list[int] = []
     real = jpeg.decode_jpeg
 
-    def recording(data, *, scale=1, out=None):
+    def recording(data, *, scale=1, **kwargs):
         scales.append(scale)
-        return real(data, scale=scale, out=out)
+        return real(data, scale=scale, **kwargs)
 
     runs = {}
-    for dct in (False, True):
-        loader = Loader(mixed_file, 8, [SMALL], num_workers=1, dct_scale=dct, drop_last=False)
+    for dct in (False, True):  # whole-image decodes: region decoding gives the same pixels (test_region_loader)
+        loader = Loader(mixed_file, 8, [SMALL], num_workers=1, dct_scale=dct, drop_last=False, region_decode=False)
         loader.warmup()
         scales.clear()
         monkeypatch.setattr(jpeg, "decode_jpeg", recording)

@@ -143,7 +143,9 @@ def _writer_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--mode", choices=MODES, default="auto",
                         help="image storage: raw (lossless pixels), jpeg (re-encode), passthrough (source JPEG "
                              f"bytes untouched when possible, else jpeg), auto (raw up to {AUTO_RAW_MAX_PIXELS} "
-                             "pixels, else passthrough). Default: auto")
+                             "pixels, else passthrough, but jpeg for source JPEGs over 1 megapixel that are "
+                             "progressive or over 1.5 bits/pixel: decoding those would dominate the loader). "
+                             "Default: auto")
     parser.add_argument("--max-resolution", type=int, default=None, metavar="PX",
                         help="cap the longer side at PX pixels (area downscale, never upscale). Default: no cap")
     parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, metavar="N",

@@ -58,6 +58,10 @@ class GeometryOp(Op):
     (H, W, 3) working image whose size is the output size of the current epoch.
     """
 
+    #: True when the kernel reads only source pixels inside its crop box (mapped by src / stored): the loader
+    #: may then decode only the union of a sample's boxes (region decoding); False is always safe
+    clamp_to_box: bool = False
+
     def output_size(self, epoch: int) -> tuple[int, int]:
         """(H, W) of this view's output at ``epoch``."""
         raise NotImplementedError
