@@ -213,7 +213,7 @@ class Loader:
         views = hashlib.sha256(repr([ops_key(plan.ops) for plan in self.plans]).encode()).hexdigest()[:16]
         return {"seed": self.seed, "dataset_length": len(self.reader), "batch_size": self.batch_size,
                 "order": self.order, "world_size": self.world_size, "rank": self.rank, "drop_last": self.drop_last,
-                "views": views}
+                "views": views, "dct_scale": self.dct_scale, "jpeg_fast_idct": self.jpeg_fast_idct}
 
     def param_names(self, view: int) -> list[str]:
         """Names of the columns of view ``view``'s parameter array (``return_params=True``)."""

@@ -81,6 +81,10 @@ def test_a_state_from_other_settings_is_refused(dataset):
     other_views = Loader(dataset, 4, [BIG, BIG], num_workers=1, order="random", seed=11, drop_last=False)
     with pytest.raises(ValueError, match="views"):
         other_views.load_state_dict(state)
+    fast_idct = Loader(dataset, 4, [BIG, SMALL], num_workers=1, order="random", seed=11, drop_last=False,
+                       jpeg_fast_idct=True)  # other pixels: a resumed run must not silently switch decoders
+    with pytest.raises(ValueError, match="jpeg_fast_idct: state False, loader True"):
+        fast_idct.load_state_dict(state)
     with pytest.raises(ValueError, match="lacks"):
         _loader(dataset, 0, 1).load_state_dict({"epoch": 1})
     with pytest.raises(ValueError, match="past the epoch"):
