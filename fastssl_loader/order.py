@@ -103,7 +103,8 @@ def _group_by_chunk(chunk_position: np.ndarray, keys: np.ndarray, num_chunks: in
     Sample ids chunk by chunk (in ``chunk_position`` order), each chunk's ids in increasing ``keys`` order,
     equal keys in increasing id order. ``keys`` are non-negative floats (``Generator.random``), whose IEEE
     bit patterns sort as the values do, so each chunk is radix-sorted on them; a stable counting sort by
-    chunk first keeps every chunk's sort inside the cache. Measured at 1.28 M samples: 10x faster than lexsort.
+    chunk first keeps every chunk's sort inside the cache (at 1.28 M samples about 10x faster than lexsort;
+    ``python -m benches.order_speed`` times the whole order against the first implementation).
     """
     n = len(chunk_position)
     counts = np.zeros(num_chunks, dtype=np.int64)
