@@ -1,8 +1,8 @@
 """How fast is conversion, how big are the files, and how fast is random access to stored samples?
 
 For each dataset (cifar10/train as an ImageFolder, imagenet-sample as a flat folder) and each storage setting
-(raw, raw with max_resolution 512, jpeg at q90 with max_resolution 512, passthrough, auto) this converts the dataset with
-``write_dataset`` and records images/s, seconds and file size; then it reads ``reader.encoded(i)`` over a
+(raw, raw with max_resolution 512, jpeg at q90 with max_resolution 512, passthrough, auto) this converts the
+dataset with ``write_dataset`` and records images/s, seconds and file size; then it reads ``reader.encoded(i)`` over a
 random permutation of the file (page cache warm: the file was just written) and records reads/s and MB/s.
 Output files go to a temporary folder and are deleted. Prints a table and writes JSON to
 ``bench_results/convert_speed.json``.
