@@ -68,12 +68,103 @@ def _quasi_random(offsets: np.ndarray, rng: np.random.Generator, chunk_bytes: in
                   active_chunks: int) -> np.ndarray:
     """Samples grouped by file chunk, shuffled within and across chunks, drawn from a bounded active set."""
     n = len(offsets)
-    _, chunk = np.unique(offsets // chunk_bytes, return_inverse=True)
+    chunk = _chunk_ids(offsets // chunk_bytes)
     num_chunks = int(chunk.max()) + 1 if n else 0
     chunk_position = rng.permutation(num_chunks)[chunk]  # where each sample's chunk comes in the chunk order
-    grouped = np.lexsort((rng.random(n), chunk_position)).astype(np.int64)  # chunk by chunk, shuffled inside
-    ends = np.cumsum(np.bincount(chunk_position, minlength=num_chunks)).astype(np.int64)
+    grouped, ends = _group_by_chunk(chunk_position, rng.random(n), num_chunks)  # chunk by chunk, shuffled inside
     return _interleave_chunks(grouped, ends, rng.random(n), active_chunks)
+
+
+def _non_decreasing(values: np.ndarray) -> bool:
+    return bool(np.all(values[1:] >= values[:-1]))
+
+
+def _chunk_ids(chunk: np.ndarray) -> np.ndarray:
+    """Each sample's chunk as a dense id 0..C-1 in increasing chunk order (``np.unique``'s inverse).
+
+    A written file's offsets grow with the sample index, so its chunk numbers never decrease and the ids are
+    a running count of changes: one linear pass instead of ``np.unique``'s sort.
+    """
+    if not _non_decreasing(chunk):
+        return np.unique(chunk, return_inverse=True)[1].reshape(-1).astype(np.int64)
+    ids = np.zeros(len(chunk), dtype=np.int64)
+    np.cumsum(chunk[1:] != chunk[:-1], out=ids[1:])
+    return ids
+
+
+_RADIX_BITS = 11  # radix sort digit: 6 passes over 64-bit keys, 2,048 counters (measured faster than 8 or 16)
+
+
+@nb.njit(nogil=True, cache=True)
+def _group_by_chunk(chunk_position: np.ndarray, keys: np.ndarray, num_chunks: int
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """``np.lexsort((keys, chunk_position))`` and the end of each chunk's run in it, in linear time.
+
+    Sample ids chunk by chunk (in ``chunk_position`` order), each chunk's ids in increasing ``keys`` order,
+    equal keys in increasing id order. ``keys`` are non-negative floats (``Generator.random``), whose IEEE
+    bit patterns sort as the values do, so each chunk is radix-sorted on them; a stable counting sort by
+    chunk first keeps every chunk's sort inside the cache (at 1.28 M samples about 10x faster than lexsort;
+    ``python -m benches.order_speed`` times the whole order against the first implementation).
+    """
+    n = len(chunk_position)
+    counts = np.zeros(num_chunks, dtype=np.int64)
+    for i in range(n):
+        counts[chunk_position[i]] += 1
+    ends = np.cumsum(counts)
+    fill = ends - counts
+    grouped = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        grouped[fill[chunk_position[i]]] = i
+        fill[chunk_position[i]] += 1
+    bits = keys.view(np.uint64)
+    scratch = np.empty(counts.max() if num_chunks else 0, dtype=np.int64)
+    digit_counts = np.empty(1 << _RADIX_BITS, dtype=np.int64)
+    start = 0
+    for c in range(num_chunks):
+        _stable_sort_by_bits(grouped[start:ends[c]], bits, scratch, digit_counts)
+        start = ends[c]
+    return grouped, ends
+
+
+@nb.njit(nogil=True, cache=True)
+def _stable_sort_by_bits(ids: np.ndarray, bits: np.ndarray, scratch: np.ndarray,
+                         digit_counts: np.ndarray) -> None:
+    """Sort ``ids`` in place by ``bits[ids]``, stably: insertion sort when short, else LSD radix sort."""
+    m = len(ids)
+    if m < 64:
+        for a in range(1, m):
+            value = ids[a]
+            key = bits[value]
+            b = a - 1
+            while b >= 0 and bits[ids[b]] > key:
+                ids[b + 1] = ids[b]
+                b -= 1
+            ids[b + 1] = value
+        return
+    mask = np.uint64((1 << _RADIX_BITS) - 1)
+    src, dst = ids, scratch[:m]
+    in_scratch = False
+    for shift in range(0, 64, _RADIX_BITS):
+        s = np.uint64(shift)
+        digit_counts[:] = 0
+        for a in range(m):
+            digit_counts[(bits[src[a]] >> s) & mask] += 1
+        if digit_counts[(bits[src[0]] >> s) & mask] == m:
+            continue  # every key has this digit: the pass would move nothing
+        total = 0
+        for d in range(len(digit_counts)):
+            count = digit_counts[d]
+            digit_counts[d] = total
+            total += count
+        for a in range(m):
+            value = src[a]
+            d = (bits[value] >> s) & mask
+            dst[digit_counts[d]] = value
+            digit_counts[d] += 1
+        src, dst = dst, src
+        in_scratch = not in_scratch
+    if in_scratch:
+        ids[:] = src
 
 
 @nb.njit(nogil=True, cache=True)

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fastssl_loader.order import (ORDERS, EpochOrder, epoch_permutation, num_batches, shard, shard_size,
-                                  split_batches)
+from fastssl_loader.order import (ORDERS, EpochOrder, _group_by_chunk, _interleave_chunks, epoch_permutation,
+                                  num_batches, shard, shard_size, split_batches)
 
 N = 103  # prime: N % W != 0 for W = 2, 3, 4
 OFFSETS = np.cumsum(np.r_[0, np.full(N - 1, 1000)]).astype(np.int64)  # 1000-byte samples back to back
@@ -108,6 +108,56 @@ def test_quasi_random_active_set_is_bounded():
     assert open_at.max() <= active
     assert open_at.max() == active  # and it does use the whole active set: it is not sequential
     assert len(first) > active
+
+
+def _quasi_random_oracle(n: int, seed: int, epoch: int, offsets: np.ndarray, chunk_bytes: int,
+                         active_chunks: int) -> np.ndarray:
+    """The first quasi_random implementation (np.unique + np.lexsort), kept as the reproducibility oracle."""
+    rng = np.random.default_rng([seed, epoch, 2])
+    _, chunk = np.unique(offsets // chunk_bytes, return_inverse=True)
+    num_chunks = int(chunk.max()) + 1 if n else 0
+    chunk_position = rng.permutation(num_chunks)[chunk]
+    grouped = np.lexsort((rng.random(n), chunk_position)).astype(np.int64)
+    ends = np.cumsum(np.bincount(chunk_position, minlength=num_chunks)).astype(np.int64)
+    return _interleave_chunks(grouped, ends, rng.random(n), active_chunks)
+
+
+def _offsets(kind: str, n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    if kind in ("written", "empty-payloads"):  # back to back, growing, as the writer lays samples out
+        sizes = rng.integers(1, 3000, n) if kind == "written" else rng.integers(0, 3, n) * 500  # 0: same offset
+        return (128 + np.cumsum(sizes) - sizes).astype(np.int64)
+    return rng.permutation(np.arange(n, dtype=np.int64) * 700)  # not in file order: the np.unique path
+
+
+@pytest.mark.parametrize("kind", ["written", "empty-payloads", "shuffled"])
+@pytest.mark.parametrize("n, chunk_bytes, active_chunks", [
+    (0, 4096, 4), (1, 4096, 4), (2, 1, 1), (500, 1, 3), (3000, 2000, 1), (3000, 10_000, 7), (20_000, 1 << 20, 64),
+    (20_000, 1 << 30, 64), (20_000, 150_000, 2)])
+def test_quasi_random_is_the_same_permutation_as_the_first_implementation(kind, n, chunk_bytes, active_chunks):
+    """The order is part of the reproducibility contract: a faster implementation must not change it."""
+    offsets = _offsets(kind, n, seed=n)
+    for seed, epoch in [(0, 0), (0, 1), (7, 3), (123456, 99)]:
+        np.testing.assert_array_equal(
+            epoch_permutation(n, "quasi_random", seed, epoch, offsets=offsets, chunk_bytes=chunk_bytes,
+                              active_chunks=active_chunks),
+            _quasi_random_oracle(n, seed, epoch, offsets, chunk_bytes, active_chunks))
+
+
+@pytest.mark.parametrize("chunk_size", [1, 5, 63, 64, 65, 5000])
+def test_group_by_chunk_is_lexsort_even_with_equal_keys(chunk_size):
+    """Equal keys (which ``Generator.random`` could draw) keep sample order, as lexsort's stable sort does."""
+    rng = np.random.default_rng(chunk_size)
+    n = 20 * chunk_size
+    num_chunks = -(-n // chunk_size)
+    chunk_position = rng.permutation(num_chunks)[np.arange(n) // chunk_size]
+    keys = rng.random(n)
+    keys[rng.integers(0, n, n // 3)] = keys[rng.integers(0, n, n // 3)]  # many ties, inside chunks and across
+    keys[: n // 4] = 0.5
+    keys[rng.integers(0, n, 10)] = 0.0
+    grouped, ends = _group_by_chunk(chunk_position, keys, num_chunks)
+    np.testing.assert_array_equal(grouped, np.lexsort((keys, chunk_position)))
+    np.testing.assert_array_equal(ends, np.cumsum(np.bincount(chunk_position, minlength=num_chunks)))
 
 
 def test_errors_name_the_problem():
