@@ -1,26 +1,24 @@
 """train_ref.py: one-file SimCLR / VICReg / Barlow Twins / BYOL trainer on fastssl_loader (or torchvision).
 
-It is the reference for users (how to train SSL with this loader) and our proof that the loader trains
-models as well as torchvision's DataLoader with the same augmentations, faster. Every epoch it reports
-training images/s, the data-wait fraction (time spent waiting for the next batch / step time), the epoch
-time, the losses, the learning rate, an online linear probe and a weighted kNN classifier (top-1/top-5) on
-every evaluation set, to a JSON-lines log (``<out>/log.jsonl``), a tqdm bar, optional TensorBoard scalars and a
-final summary table.
+The users' reference for SSL training with this loader, and our proof that it trains as well as torchvision's
+DataLoader with the same augmentations, faster. Backbones (``fastssl_loader.ssl_models``), LARS and the lr
+schedule (``ssl_optim``), cross-rank gathering (``ssl_dist``), data plumbing (``ssl_data``) and the run log
+(``run_log``) live in the library; this file keeps, in order: configuration -> model wrapper -> losses ->
+optimiser -> evaluation -> checkpoints -> training step, loop and resume.
 
-Sections, in reading order: configuration -> distributed helpers -> models -> losses -> optimisers and
-schedules -> data (fastssl / torchvision, same augmentations) -> evaluation -> checkpoints -> training loop.
+``<out>/log.jsonl`` holds one JSON line per epoch (``images_per_s``, ``data_wait_frac``, ``epoch_time_s``,
+losses, ``lr``, ``<set>/knn_top1`` ... and their means ``knn_top1``, ``probe_top1``) and a final ``summary``
+line (``loader_compile_s``: the Loader's one-off kernel compilation); a tqdm bar, optional TensorBoard scalars
+and a summary table show the same figures.
 
 Quick start (CPU, CIFAR-10 subset, a few minutes)::
 
     python train_ref.py --data ../shared/data/cifar10 --method simclr --arch small --width 16 \
         --projector 1024-256 --size 32 --epochs 2 --limit-train 5000 --limit-eval 1000
 
-Measurement commands. CPU, 2 cores: one torch thread for the model and one loader worker, so the
-two loaders get the same share of the machine; CIFAR-10, small convnet width 16, 20000 training images (also
-the kNN bank), 12 epochs, evaluation every 4 epochs on 2000 test images plus grayscale / blurred / JPEG-q10
-copies of them. Measured: SimCLR about 19 minutes sharing the machine with a second run (about 200 training
-images/s); BYOL is slower (its target network runs a third forward pass); the torchvision run takes as long
-as its data pipeline needs (about 31 minutes side by side)::
+The README's CPU table (2 cores: one torch thread and one loader worker per run; 12 epochs, evaluation every 4
+on 2000 test images plus grayscale / blurred / JPEG-q10 copies; SimCLR took about 19 minutes sharing the
+machine, BYOL longer, torchvision about 31 minutes side by side)::
 
     COMMON="--data ../shared/data/cifar10 --arch small --width 16 --projector 1024-256 --predictor 1024-256 \
         --size 32 --epochs 12 --batch-size 256 --limit-train 20000 --limit-eval 2000 --make-shifted-evals \
@@ -34,15 +32,9 @@ as its data pipeline needs (about 31 minutes side by side)::
     # (c) the same backbone at random initialisation: --epochs 0 only evaluates
     python train_ref.py $COMMON --method simclr --epochs 0 --out runs/cpu-random
 
-Each run ends with a summary table; ``runs/<name>/log.jsonl`` holds one JSON line per epoch (``images_per_s``,
-``data_wait_frac``, ``epoch_time_s``, losses, ``lr``, ``<set>/knn_top1`` ... and their means ``knn_top1``,
-``probe_top1``) and a final ``summary`` line (``loader_compile_s``: the Loader's one-off kernel compilation).
-
-(d) GPU, lightly's CIFAR-10 benchmark setting (ResNet-18 with the CIFAR stem, batch 128, 200 epochs, SGD lr
-0.06 per 128 images, momentum 0.9, weight decay 5e-4, cosine, kNN k=200 T=0.1 on the full train set; no blur,
-as our presets do at 32 px; SimCLR colour-jitter strength 0.5 as lightly's benchmark). Published kNN top-1:
-SimCLR 0.847, BYOL 0.869, Barlow Twins 0.842. Differences that remain: lightly decays biases and norm
-parameters too, and reports the best kNN accuracy over epochs (we log every evaluation; take the max)::
+(d) GPU, lightly's CIFAR-10 benchmark setting (published kNN top-1: SimCLR 0.847, BYOL 0.869, Barlow Twins
+0.842). Remaining differences: lightly also decays biases and norm parameters, and reports the best kNN
+accuracy over epochs (we log every evaluation; take the max)::
 
     GPU="--data ../shared/data/cifar10 --arch cifar_resnet18 --width 64 --size 32 --epochs 200 --batch-size 128 \
         --optimizer sgd --lr 0.06 --lr-ref-batch 128 --weight-decay 5e-4 --warmup-epochs 0 --device cuda \
@@ -53,24 +45,20 @@ parameters too, and reports the best kNN accuracy over epochs (we log every eval
     python train_ref.py $GPU --method barlow --projector 2048-2048-2048 --out runs/gpu-barlow
     # several GPUs: torchrun --nproc_per_node=N train_ref.py $GPU ... --sync-bn (batch-size is per process)
 
-Distributed: ``torchrun --nproc_per_node=N train_ref.py ...`` runs DDP (NCCL on CUDA, gloo on CPU); the loader
-is sharded by rank; SimCLR / VICReg / Barlow Twins compute their loss over the batch gathered from every rank
-with gradients (so negatives, variance/covariance and the cross-correlation span the global batch, and the
-gradients equal the single-process ones); evaluation runs on rank 0.
+Distributed (``torchrun``): DDP, NCCL on CUDA, gloo on CPU; the loader is sharded by rank; SimCLR / VICReg /
+Barlow Twins compute their loss over the batch gathered from every rank with gradients, so the gradients equal
+the single-process ones; evaluation runs on rank 0.
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
 import copy
-import datetime
 import functools
-import hashlib
 import json
 import math
 import os
 import random
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,11 +71,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from fastssl_loader import ssl_eval
-from fastssl_loader.cpu import usable_cores
-from fastssl_loader.eval_sets import SHIFTS, is_fssl, make_shifted_sets, num_classes_of, source_items
+from fastssl_loader.eval_sets import SHIFTS, num_classes_of
+from fastssl_loader.run_log import RunLog, summary_table
+from fastssl_loader.ssl_data import build_loader, make_views, prepare_sources
+from fastssl_loader.ssl_dist import gather_with_grad, init_distributed
+from fastssl_loader.ssl_models import ARCHS, build_backbone, build_mlp
+from fastssl_loader.ssl_optim import LARS, lr_at, param_groups
 
 METHODS = ("simclr", "vicreg", "barlow", "byol")
-ARCHS = ("small", "cifar_resnet18", "resnet18", "resnet50")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -221,133 +212,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Distributed helpers (torchrun sets RANK / WORLD_SIZE / LOCAL_RANK)
-# ----------------------------------------------------------------------------------------------------------
-
-def init_distributed(device: torch.device) -> tuple[int, int]:
-    """Join the torchrun process group when launched by torchrun (NCCL on CUDA, gloo on CPU); returns (rank, world)."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-        return 0, 1
-    if not dist.is_initialized():
-        # a long timeout: the other ranks wait in their next collective while rank 0 evaluates
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=datetime.timedelta(hours=2))
-    return dist.get_rank(), dist.get_world_size()
-
-
-def world_size() -> int:
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-
-
-class _GatherWithGrad(torch.autograd.Function):
-    """all_gather whose backward sums the gradients of every rank and returns this rank's slice."""
-
-    @staticmethod
-    def forward(ctx: Any, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        out = [torch.empty_like(x) for _ in range(dist.get_world_size())]
-        dist.all_gather(out, x.contiguous())
-        return tuple(out)
-
-    @staticmethod
-    def backward(ctx: Any, *grads: torch.Tensor) -> torch.Tensor:
-        g = torch.stack(grads)
-        dist.all_reduce(g)
-        return g[dist.get_rank()]
-
-
-def gather_with_grad(x: torch.Tensor) -> torch.Tensor:
-    """Concatenate ``x`` from every rank along dim 0, keeping gradients (identity on one process).
-
-    Every rank then computes the same loss over the global batch; the summed backward times DDP's gradient
-    averaging gives exactly the single-process gradient of that global loss.
-    """
-    if world_size() == 1:
-        return x
-    return torch.cat(_GatherWithGrad.apply(x))
-
-
-# ----------------------------------------------------------------------------------------------------------
 # Models
 # ----------------------------------------------------------------------------------------------------------
-
-def conv_bn_relu(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
-
-
-class SmallConvNet(nn.Module):
-    """CPU-friendly backbone: 4 conv-BN-ReLU stages (width w, 2w, 4w, 8w; stride 1, 2, 2, 2) + global pool."""
-
-    def __init__(self, width: int = 32) -> None:
-        super().__init__()
-        self.features = nn.Sequential(conv_bn_relu(3, width), conv_bn_relu(width, 2 * width, 2),
-                                      conv_bn_relu(2 * width, 4 * width, 2), conv_bn_relu(4 * width, 8 * width, 2),
-                                      nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.out_dim = 8 * width
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
-
-
-class BasicBlock(nn.Module):
-    """ResNet basic block (two 3x3 convs) with a 1x1 projection shortcut when the shape changes."""
-
-    def __init__(self, cin: int, cout: int, stride: int) -> None:
-        super().__init__()
-        self.body = nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout),
-                                  nn.ReLU(inplace=True), nn.Conv2d(cout, cout, 3, 1, 1, bias=False),
-                                  nn.BatchNorm2d(cout))
-        self.shortcut = nn.Identity() if stride == 1 and cin == cout else nn.Sequential(
-            nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.relu(self.body(x) + self.shortcut(x))
-
-
-class CifarResNet18(nn.Module):
-    """ResNet-18 for 32 px images: 3x3 stride-1 stem, no max-pool; ``width`` 64 is the standard network."""
-
-    def __init__(self, width: int = 64) -> None:
-        super().__init__()
-        layers: list[nn.Module] = [conv_bn_relu(3, width)]
-        cin = width
-        for i, stride in enumerate((1, 2, 2, 2)):
-            cout = width * 2 ** i
-            layers += [BasicBlock(cin, cout, stride), BasicBlock(cout, cout, 1)]
-            cin = cout
-        self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.out_dim = cin
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.features(x)
-
-
-def build_backbone(arch: str, width: int) -> nn.Module:
-    """Backbone returning pooled features; ``.out_dim`` is their size."""
-    if arch == "small":
-        return SmallConvNet(width)
-    if arch == "cifar_resnet18":
-        return CifarResNet18(width)
-    import torchvision
-    net = getattr(torchvision.models, arch)(weights=None)
-    net.out_dim = net.fc.in_features
-    net.fc = nn.Identity()
-    return net
-
-
-def build_mlp(in_dim: int, spec: str) -> tuple[nn.Sequential, int]:
-    """MLP from a spec such as ``"2048-2048-256"``: Linear+BN+ReLU per hidden size, then a bias-free Linear."""
-    try:
-        sizes = [int(s) for s in spec.split("-")]
-    except ValueError:
-        raise ValueError(f"MLP spec {spec!r} must be sizes joined by '-', e.g. '2048-2048-256'") from None
-    if not sizes or min(sizes) < 1:
-        raise ValueError(f"MLP spec {spec!r} must hold positive sizes")
-    layers: list[nn.Module] = []
-    for size in sizes[:-1]:
-        layers += [nn.Linear(in_dim, size, bias=False), nn.BatchNorm1d(size), nn.ReLU(inplace=True)]
-        in_dim = size
-    layers.append(nn.Linear(in_dim, sizes[-1], bias=False))
-    return nn.Sequential(*layers), sizes[-1]
-
 
 class SSLModel(nn.Module):
     """Backbone + projector (+ BYOL predictor) + online linear probe on detached features, in one module.
@@ -512,52 +378,8 @@ def ssl_loss(args: argparse.Namespace, out: dict, targets: list[torch.Tensor] | 
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Optimisers and schedule
+# Optimiser (LARS, parameter groups and the lr schedule: fastssl_loader.ssl_optim)
 # ----------------------------------------------------------------------------------------------------------
-
-class LARS(torch.optim.Optimizer):
-    """SGD with momentum and layer-wise adaptive rate scaling (You et al.).
-
-    Per parameter the update ``g + wd * w`` is scaled by ``eta * |w| / |g + wd * w|``; groups with
-    ``lars_exclude=True`` (biases, norm parameters) get neither weight decay nor adaptation.
-    """
-
-    def __init__(self, params: Iterable, lr: float, momentum: float = 0.9, weight_decay: float = 0.0,
-                 eta: float = 0.001) -> None:
-        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay, eta=eta,
-                                      lars_exclude=False))
-
-    @torch.no_grad()
-    def step(self, closure: Callable | None = None) -> Any:
-        loss = closure() if closure is not None else None
-        for group in self.param_groups:
-            for w in group["params"]:
-                if w.grad is None:
-                    continue
-                g = w.grad
-                if not group["lars_exclude"]:
-                    g = g.add(w, alpha=group["weight_decay"])
-                    w_norm, g_norm = torch.norm(w), torch.norm(g)
-                    trust = torch.where((w_norm > 0) & (g_norm > 0), group["eta"] * w_norm / g_norm,
-                                        torch.ones_like(w_norm))
-                    g = g.mul(trust)
-                state = self.state[w]
-                if "mu" not in state:
-                    state["mu"] = torch.zeros_like(w)
-                mu = state["mu"].mul_(group["momentum"]).add_(g)
-                w.add_(mu, alpha=-group["lr"])
-        return loss
-
-
-def param_groups(params: Iterable[tuple[str, nn.Parameter]], weight_decay: float) -> list[dict]:
-    """Two groups: weights (weight decay, LARS adaptation) and biases / norm parameters (1-D: neither)."""
-    decay, no_decay = [], []
-    for _, prm in params:
-        if prm.requires_grad:
-            (no_decay if prm.ndim <= 1 else decay).append(prm)
-    return [{"params": decay, "weight_decay": weight_decay, "lars_exclude": False},
-            {"params": no_decay, "weight_decay": 0.0, "lars_exclude": True}]
-
 
 def build_optimizer(args: argparse.Namespace, model: SSLModel) -> torch.optim.Optimizer:
     """The SSL optimiser over backbone, projector and predictor (the probe has its own)."""
@@ -568,100 +390,6 @@ def build_optimizer(args: argparse.Namespace, model: SSLModel) -> torch.optim.Op
     if args.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=args.lr, momentum=args.momentum)
     return torch.optim.AdamW(groups, lr=args.lr)
-
-
-def lr_at(step: int, total_steps: int, warmup_steps: int, peak: float, min_ratio: float) -> float:
-    """Linear warm-up from 0 to ``peak`` over ``warmup_steps``, then cosine down to ``peak * min_ratio``."""
-    if step < warmup_steps:
-        return peak * (step + 1) / warmup_steps
-    progress = (step - warmup_steps) / max(total_steps - warmup_steps, 1)
-    return peak * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
-
-
-# ----------------------------------------------------------------------------------------------------------
-# Data: the same splits, subsets and augmentations through fastssl_loader or torchvision
-# ----------------------------------------------------------------------------------------------------------
-
-def check_source(path: str | Path, what: str) -> Path:
-    """A split must be an existing ImageFolder directory or .fssl file."""
-    path = Path(path)
-    if not (path.is_dir() or (path.is_file() and is_fssl(path))):
-        raise FileNotFoundError(f"{what} {path}: not an ImageFolder directory, a .fssl file or a .fsslm manifest")
-    return path
-
-
-def resolve_splits(args: argparse.Namespace) -> tuple[Path, list[Path]]:
-    """(train source, eval sources) from --data / --train / --eval."""
-    data = Path(args.data)
-    train = args.train or (data / "train" if (data / "train").is_dir() else data)
-    evals = args.eval if args.eval is not None else ([data / "test"] if (data / "test").is_dir() else [])
-    return check_source(train, "train split"), [check_source(e, "eval set") for e in evals]
-
-
-def cached_fssl(src: Path, limit: int | None, args: argparse.Namespace) -> Path:
-    """The .fssl file of a split's subset, converted on first use into the cache (only rank 0 writes)."""
-    if is_fssl(src) and limit is None:
-        return src
-    key = f"{src.resolve()}|{limit}|{args.max_resolution}".encode()
-    dst = Path(args.cache_dir) / f"{src.stem}-{limit or 'all'}-{hashlib.sha1(key).hexdigest()[:10]}.fssl"
-    if not dst.exists() and int(os.environ.get("RANK", "0")) == 0:
-        from fastssl_loader import write_dataset
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        write_dataset(str(dst), source_items(src, limit), max_resolution=args.max_resolution,
-                      progress=not args.no_progress)
-    return dst
-
-
-def make_views(args: argparse.Namespace) -> tuple[list[list], list]:
-    """(training views, evaluation view) from the loader's presets."""
-    from fastssl_loader import presets
-    name = args.views or args.method
-    if name in ("dino", "sslight"):
-        kwargs = {"global_size": args.size}
-        if args.local_size is not None:
-            kwargs["local_size"] = args.local_size
-        if args.n_local is not None:
-            kwargs["n_local"] = args.n_local
-        views = getattr(presets, name)(**kwargs)
-    else:
-        views = getattr(presets, name)(args.size)
-    if args.jitter_strength != 1.0:
-        views = [presets.scale_jitter(view, args.jitter_strength) for view in views]
-    return views, presets.eval_view(args.size)
-
-
-def build_loader(args: argparse.Namespace, src: Path, limit: int | None, views: list[list], train: bool,
-                 device: torch.device, rank: int = 0, world: int = 1) -> Any:
-    """A training loader (shuffled, drop_last, sharded) or an evaluation loader (sequential, every sample)."""
-    batch = args.batch_size if train else args.eval_batch_size
-    workers = args.workers if args.workers is not None else max(1, usable_cores() // world_size())
-    if args.loader == "torchvision":
-        from fastssl_loader.reference import TorchvisionLoader
-        return TorchvisionLoader(source_items(src, limit), views, batch, workers, args.seed, train, rank, world)
-    from fastssl_loader import Loader
-    return Loader(str(cached_fssl(src, limit, args)), batch_size=batch, views=views, num_workers=workers,
-                  order="random" if train else "sequential", seed=args.seed, drop_last=train,
-                  distributed=train and world > 1, device=str(device), channels_last=device.type == "cuda")
-
-
-def prepare_sources(args: argparse.Namespace, rank: int) -> tuple[Path, list[tuple[str, Path]]]:
-    """Resolve splits, build shifted eval copies and (fastssl) convert every split once; all ranks then sync."""
-    train, evals = resolve_splits(args)
-    named = [(e.stem if is_fssl(e) else e.name, e) for e in evals]
-    if args.make_shifted_evals:
-        if not evals:
-            raise ValueError("--make-shifted-evals needs an eval set (--eval or <data>/test)")
-        shifted = make_shifted_sets(evals[0], args.make_shifted_evals, args.cache_dir, build=rank == 0)
-        named += [(f"{evals[0].name}-{s}", p) for s, p in zip(args.make_shifted_evals, shifted)]
-    if len({n for n, _ in named}) != len(named):
-        raise ValueError(f"eval sets need distinct names, got {[n for n, _ in named]}")
-    if args.loader == "fastssl" and rank == 0:
-        cached_fssl(train, args.limit_train, args)
-        for _, src in named:
-            cached_fssl(src, args.limit_eval, args)
-    if world_size() > 1:
-        dist.barrier()
-    return train, named
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -684,42 +412,6 @@ def evaluate(model: SSLModel, bank_loader: Any, eval_loaders: dict[str, Any], nu
 # Logging and checkpoints
 # ----------------------------------------------------------------------------------------------------------
 
-class RunLog:
-    """JSON lines in <out>/log.jsonl (+ optional TensorBoard scalars), written by rank 0 only.
-
-    Records carry a ``type``: ``start`` (one per launch; the file is appended to, so a resumed run continues
-    it), ``step`` (with --log-every), ``epoch``, ``eval`` (evaluation without training) and ``summary``.
-    """
-
-    def __init__(self, out: Path, enabled: bool, tensorboard: bool) -> None:
-        self.enabled = enabled
-        self.file = open(out / "log.jsonl", "a") if enabled else None
-        self.tb = None
-        if enabled and tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-                self.tb = SummaryWriter(str(out / "tb"))
-            except ImportError:
-                print("train_ref: --tensorboard ignored: the tensorboard package is not installed", file=sys.stderr)
-
-    def write(self, record: dict, step: int) -> None:
-        if not self.enabled:
-            return
-        record = {k: float(v) if isinstance(v, torch.Tensor) else v for k, v in record.items()}
-        self.file.write(json.dumps(record) + "\n")
-        self.file.flush()
-        if self.tb is not None:
-            for k, v in record.items():
-                if isinstance(v, (int, float)) and k not in ("epoch", "step"):
-                    self.tb.add_scalar(f"{record['type']}/{k}", v, step)
-
-    def close(self) -> None:
-        if self.file:
-            self.file.close()
-        if self.tb is not None:
-            self.tb.close()
-
-
 def rng_state() -> dict:
     return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
@@ -740,25 +432,6 @@ def save_checkpoint(path: Path, trainer: Trainer, epoch: int, history: list[dict
     torch.save({"trainer": trainer.state_dict(), "epoch": epoch, "history": history, "rng": rng_state(),
                 "args": vars(trainer.args), **mid_epoch}, tmp)
     os.replace(tmp, path)
-
-
-def summary_table(epochs: list[dict], final: dict[str, float]) -> str:
-    """Per-epoch table plus the final accuracy per eval set."""
-    cols = [("epoch", "epoch", 5, "d"), ("loss", "loss", 8, ".4f"), ("lr", "lr", 9, ".2e"),
-            ("images_per_s", "img/s", 8, ".1f"), ("data_wait_frac", "wait", 6, ".3f"),
-            ("epoch_time_s", "time_s", 7, ".1f"), ("knn_top1", "knn@1", 7, ".2f"), ("probe_top1", "probe@1", 7, ".2f")]
-    lines = ["  ".join(f"{head:>{width}}" for _, head, width, _ in cols)]
-    for rec in epochs:
-        lines.append("  ".join(f"{rec[key]:>{width}{fmt}}" if isinstance(rec.get(key), (int, float)) else
-                               "-".rjust(width) for key, _, width, fmt in cols))
-    sets = sorted({k.split("/")[0] for k in final if "/" in k})
-    if sets:
-        lines.append(f"{'eval set':<28} {'knn@1':>7} {'knn@5':>7} {'probe@1':>8} {'probe@5':>8}")
-        for name in sets + ["mean"]:
-            prefix = "" if name == "mean" else name + "/"
-            vals = [final.get(prefix + m, float("nan")) for m in ("knn_top1", "knn_top5", "probe_top1", "probe_top5")]
-            lines.append(f"{name:<28} {vals[0]:>7.2f} {vals[1]:>7.2f} {vals[2]:>8.2f} {vals[3]:>8.2f}")
-    return "\n".join(lines)
 
 
 # ----------------------------------------------------------------------------------------------------------
