@@ -409,7 +409,7 @@ def evaluate(model: SSLModel, bank_loader: Any, eval_loaders: dict[str, Any], nu
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Logging and checkpoints
+# Checkpoints (the run log and summary table: fastssl_loader.run_log)
 # ----------------------------------------------------------------------------------------------------------
 
 def rng_state() -> dict:
