@@ -289,7 +289,8 @@ class Bench:
                 figs, status = spdl_figures(*args, python=self.a.spdl_python, **kw)
             else:
                 continue
-            _log(f"{peer}: {status}")
+            if status != self.peer_status.get(peer):  # an unavailable peer is said once, not once per view list
+                _log(f"{peer}: {status}")
             if not figs or peer not in self.peer_status:  # a failure on any view list outranks a success
                 self.peer_status[peer] = status
             for f in figs:
