@@ -105,11 +105,15 @@ class BatchBuilder:
             views.append(out)
         return BuiltBatch(ids, reader.labels[ids], views, [p.copy() for p in params])
 
-    def dct_scales(self, params: Sequence[np.ndarray], epoch: int) -> np.ndarray:
-        """Per sample, the largest s in {1, 2, 4, 8} with every view's crop >= s x its output size."""
+    def crop_boxes(self, params: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Every view's crop boxes (int64 [n, 4], stored pixels) from its parameter rows."""
+        return [plan.crop_boxes(p) for plan, p in zip(self.plans, params)]
+
+    def dct_scales(self, view_boxes: Sequence[np.ndarray], epoch: int) -> np.ndarray:
+        """Per sample, the largest s in {1, 2, 4, 8} with every view's crop box (``view_boxes``, from
+        :meth:`crop_boxes`) >= s x its output size."""
         ratio = None
-        for plan, p in zip(self.plans, params):
-            boxes = plan.crop_boxes(p)
+        for plan, boxes in zip(self.plans, view_boxes):
             h, w = plan.output_size(epoch)
             r = np.minimum(boxes[:, 2] / h, boxes[:, 3] / w)
             ratio = r if ratio is None else np.minimum(ratio, r)
@@ -132,15 +136,15 @@ class BatchBuilder:
         is_jpeg = reader.storage[ids] == STORAGE_JPEG
         if not is_jpeg.any() and reader.data is not None:
             return reader.data, reader.offsets[ids], heights, widths
-        scales = self.dct_scales(params, epoch) if self.dct_scale else np.ones(len(ids), dtype=np.int64)
+        view_boxes = self.crop_boxes(params)
+        scales = self.dct_scales(view_boxes, epoch) if self.dct_scale else np.ones(len(ids), dtype=np.int64)
         src_h, src_w = heights.copy(), widths.copy()
         for i in np.flatnonzero(is_jpeg):
             src_h[i], src_w[i] = jpeg.scaled_shape(heights[i], widths[i], int(scales[i]))
         nbytes = src_h * src_w * 3
         offsets = np.concatenate(([0], np.cumsum(nbytes)[:-1])).astype(np.int64)
         scratch = self._scratch_of(int(nbytes.sum()))
-        boxes = jpeg.union_box([plan.crop_boxes(p) for plan, p in zip(self.plans, params)]) \
-            if self.decoder == REGION_DECODER else None
+        boxes = jpeg.union_box(view_boxes) if self.decoder == REGION_DECODER else None
         for i, sample in enumerate(ids):
             payload, dest = reader.payload(int(sample)), scratch[offsets[i]:offsets[i] + nbytes[i]]
             if is_jpeg[i]:
