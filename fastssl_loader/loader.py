@@ -298,8 +298,12 @@ class _SlotRing:
                 self._cond.wait(_POLL_S)
             if self._stop.is_set():
                 return None
-        self.device.wait_slot(b % len(self.slots))
-        return self.slots[b % len(self.slots)]
+        self.device.wait_slot(self.index(b))
+        return self.slots[self.index(b)]
+
+    def index(self, b: int) -> int:
+        """The slot batch ``b`` is built into (the consumer hands it to the device with it)."""
+        return b % len(self.slots)
 
     def release_before(self, b: int) -> None:
         """The consumer is done with every batch before ``b`` (call with the condition held)."""
@@ -394,7 +398,7 @@ class _EpochIterator:
             result = self._wait_for_batch()
             if isinstance(result, BaseException):
                 raise result
-            views = self._device.deliver(self._position % len(run.slots.slots), result.views)
+            views = self._device.deliver(run.slots.index(self._position), result.views)
             batch: tuple = (views, self._device.labels(torch.from_numpy(result.labels)))
         except BaseException:  # a worker's error, Ctrl-C while waiting, a failed copy: stop the workers first
             self.close()
