@@ -315,15 +315,18 @@ def summary(doc: dict[str, Any]) -> str:
         c = res("cuda_tests")
         lines.append(f"\ncuda tests: {c['ran']} ran, {c['failures']} failed, {c['errors']} errors, "
                      f"{c['skipped']} skipped (rc {c['returncode']})")
-    for c in res("gpu_matches_cpu").get("combinations", []):
-        lines.append(f"gpu==cpu {c['dtype']:15s} channels_last={c['channels_last']!s:5s} "
-                     f"{'PASS' if c['passed'] else 'FAIL'} max|diff| {c['max_abs_diff']:.2e} bad {c['bad']}")
-    for r in res("slot_reuse").get("runs", []):
-        lines.append(f"slot reuse {r['consumer']:14s} {'PASS' if r['passed'] else 'FAIL'} {r['batches']} batches, "
-                     f"bad {r['bad_batches']}, GPU lag at end {r['final_sync_s']:.2f} s")
-    for c in res("shutdown").get("cases", []):
-        lines.append(f"shutdown {c['how']:14s} {'PASS' if c['passed'] else 'FAIL'} threads left "
-                     f"{len(c['worker_threads_alive'])}, tensors valid {c['tensors_valid_after_memory_reuse']}")
+    checks = (  # (section, its list of checked rows, what a row checked, the row's figures)
+        ("gpu_matches_cpu", "combinations",
+         lambda c: f"gpu==cpu {c['dtype']:15s} channels_last={c['channels_last']!s:5s}",
+         lambda c: f"max|diff| {c['max_abs_diff']:.2e} bad {c['bad']}"),
+        ("slot_reuse", "runs", lambda r: f"slot reuse {r['consumer']:14s}",
+         lambda r: f"{r['batches']} batches, bad {r['bad_batches']}, GPU lag at end {r['final_sync_s']:.2f} s"),
+        ("shutdown", "cases", lambda c: f"shutdown {c['how']:14s}",
+         lambda c: f"threads left {len(c['worker_threads_alive'])}, "
+                   f"tensors valid {c['tensors_valid_after_memory_reuse']}"))
+    for section, rows, what, figures in checks:
+        for row in res(section).get(rows, []):
+            lines.append(f"{what(row)} {'PASS' if row['passed'] else 'FAIL'} {figures(row)}")
     for r in res("decode_limit").get("rates", []):
         lines.append(f"decode limit {r['threads']:2d} threads scale 1/{r['scale']}: {_fmt(r['images_per_s'])} images/s")
     speed = res("loader_speed")

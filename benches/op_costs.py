@@ -10,10 +10,9 @@ time over repeats (compile or cache-load time of the first call reported separat
 trust the CPU-time column more. torchvision v2 functional on a uint8 CHW tensor with one torch thread is timed
 the same way for reference.
 
-``--rev A --rev B`` times each git revision's ``fastssl_loader`` (exported like ``benches.view_costs`` does)
-in its own single-threaded process, alternating revisions over ``--rounds`` rounds and keeping each figure's
-minimum, and prints the ratio of the first revision's time to the others'. ``WORKTREE`` (the default) is the
-working tree. Every revision must have ``jitter_kernel``, ``grayscale_kernel``, ``solarize_image`` and
+``--rev A --rev B`` times each git revision's ``fastssl_loader`` in its own single-threaded process (see
+:mod:`benches.revisions`), keeping each figure's minimum over ``--rounds`` alternating rounds, and prints
+the ratio of the first revision's time to the others'. ``WORKTREE`` (the default) is the working tree. Every revision must have ``jitter_kernel``, ``grayscale_kernel``, ``solarize_image`` and
 ``blur_image`` (true since the ops were written).
 
 Run: ``python -m benches.op_costs [--rev 682adc4 --rev WORKTREE] [--repeats N] [--rounds R]
@@ -21,13 +20,8 @@ Run: ``python -m benches.op_costs [--rev 682adc4 --rev WORKTREE] [--repeats N] [
 """
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import platform
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable
@@ -35,11 +29,13 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from benches.report import save_json, timings_us
+from benches.revisions import REPO, best_of_rounds, git_commit, parse_arguments, revision_parser, run_worker
+
 # ../shared/data as tests/conftest.py finds it (FASTSSL_SHARED_DATA overrides, e.g. from a git worktree)
-SHARED_DATA = Path(os.environ.get("FASTSSL_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+SHARED_DATA = Path(os.environ.get("FASTSSL_SHARED_DATA", REPO.parent / "shared" / "data"))
 SAMPLE_DIR = SHARED_DATA / "imagenet-sample"
 SIZES = (224, 96)
-WORKTREE = "WORKTREE"
 
 
 def source_image(size: int) -> np.ndarray:
@@ -61,21 +57,6 @@ def jitter_params(**factors: float) -> np.ndarray:
         if name in factors:
             row[1 + i] = factors[name]
     return row
-
-
-def timings_us(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
-    """(median wall time, minimum thread CPU time) of ``fn()`` in microseconds.
-
-    On a shared machine the wall median includes time slices lost to other processes; the thread CPU time
-    minimum is the better estimate of the op's own cost, so both are reported.
-    """
-    wall, cpu = [], []
-    for _ in range(repeats):
-        t0, c0 = time.perf_counter(), time.thread_time()
-        fn()
-        cpu.append(time.thread_time() - c0)
-        wall.append(time.perf_counter() - t0)
-    return float(np.median(wall) * 1e6), float(np.min(cpu) * 1e6)
 
 
 def ours() -> dict[str, Callable[[np.ndarray], None]]:
@@ -182,50 +163,13 @@ def measure(repeats: int) -> dict:
     return results
 
 
-def run_worker(package_root: Path, repeats: int) -> dict:
-    """``our_timings`` of the package under ``package_root`` in a fresh single-threaded process."""
-    env = dict(os.environ, PYTHONPATH=str(package_root), NUMBA_NUM_THREADS="1", OMP_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, __file__, "--worker", "--repeats", str(repeats)], env=env,
-                          cwd=package_root, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"op_costs worker for {package_root} failed:\n{proc.stderr}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def compare(revs: list[str], repeats: int, rounds: int) -> dict[str, dict]:
-    """Per revision, size and op: the minimum over ``rounds`` alternating worker runs of each figure."""
-    from benches.view_costs import export
-
-    best: dict[str, dict] = {rev: {} for rev in revs}
-    with tempfile.TemporaryDirectory(prefix="op_costs_") as tmp:
-        roots = {rev: export(rev, Path(tmp)) for rev in revs}
-        for r in range(rounds):
-            for rev in revs:
-                print(f"round {r + 1}/{rounds}: {rev}", file=sys.stderr, flush=True)
-                for size, rows in run_worker(roots[rev], repeats).items():
-                    for name, fig in rows.items():
-                        old = best[rev].setdefault(size, {}).get(name)
-                        best[rev][size][name] = fig if old is None else {k: min(v, old[k]) for k, v in fig.items()}
-    return best
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rev", action="append", help="git revision to measure (repeatable; WORKTREE = working "
-                                                       "tree, the default); ratios are against the first")
+    parser = revision_parser(__doc__, out="bench_results/op_costs.json", rounds=2)
     parser.add_argument("--repeats", type=int, default=200, help="timed calls per op and size (minimum CPU time)")
-    parser.add_argument("--rounds", type=int, default=2, help="alternating worker runs per revision (minimum)")
-    parser.add_argument("--out", default="bench_results/op_costs.json", help="where to save the JSON")
-    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.worker:
-        print(json.dumps(our_timings(args.repeats)))
-        return
-    from benches.report import save_json  # here, not at the top: worker processes of old revisions lack benches/
-    from benches.view_costs import git_commit
-
-    revs = args.rev or [WORKTREE]
-    results = compare(revs, args.repeats, args.rounds)
+    args = parse_arguments(parser, lambda args: our_timings(args.repeats))
+    revs = args.rev
+    worker_args = ["--repeats", str(args.repeats)]
+    results = best_of_rounds(revs, args.rounds, lambda root: run_worker(__file__, root, worker_args, one_thread=True))
     reference = torchvision_timings(max(args.repeats // 4, 5))
     for size in results[revs[0]]:
         print(f"\n{size}  (us per image, one thread; CPU-time min of {args.repeats} calls x {args.rounds} rounds)")

@@ -8,18 +8,15 @@ bytes allocated (tracemalloc; the memory map itself is not counted) during the o
 The first open of a process is reported apart: it loads the compiled index check from Numba's cache, and
 Numba initialises itself (a cost a process using the Loader pays anyway).
 
-``--rev A --rev B`` measures each git revision's ``fastssl_loader`` in its own process, alternating revisions
-over ``--rounds`` rounds and keeping the minimum of each figure (WORKTREE = the working tree, the default).
+``--rev A --rev B`` measures each git revision's ``fastssl_loader`` in its own process (see
+:mod:`benches.revisions`), keeping the minimum of each figure over ``--rounds`` alternating rounds (WORKTREE =
+the working tree, the default).
 
 Run: ``python -m benches.open_time [--rev HEAD~3 --rev WORKTREE] [--file /tmp/imagenet-sized.fssl]
 [--samples 1281167] [--repeats 9] [--rounds 3] [--out bench_results/open_time.json]``
 """
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,6 +24,9 @@ import tracemalloc
 from pathlib import Path
 
 import numpy as np
+
+from benches.report import machine_description, save_json
+from benches.revisions import best_of_rounds, git_commit, parse_arguments, revision_parser, run_worker
 
 IMAGENET_TRAIN = 1_281_167
 
@@ -66,46 +66,21 @@ def measure(path: Path, repeats: int) -> dict[str, float]:
             "open_and_columns_peak_mb": peak_mb(columns=True)}
 
 
-def run_worker(package_root: Path, path: Path, repeats: int) -> dict[str, float]:
-    env = dict(os.environ, PYTHONPATH=str(package_root))
-    proc = subprocess.run([sys.executable, __file__, "--worker", "--file", str(path), "--repeats", str(repeats)],
-                          env=env, cwd=package_root, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"open_time worker for {package_root} failed:\n{proc.stderr}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rev", action="append", help="git revision to measure (repeatable; WORKTREE = working "
-                                                       "tree, the default); ratios are against the first")
+    parser = revision_parser(__doc__, out="bench_results/open_time.json", rounds=3)
     parser.add_argument("--file", default=None, help="dataset file to use (built there when missing, and kept). "
                                                      "Default: a temporary file")
     parser.add_argument("--samples", type=int, default=IMAGENET_TRAIN, help="samples of a newly built file")
     parser.add_argument("--repeats", type=int, default=9, help="timed opens per worker process")
-    parser.add_argument("--rounds", type=int, default=3, help="alternating worker runs per revision (minimum)")
-    parser.add_argument("--out", default="bench_results/open_time.json", help="where to save the JSON")
-    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.worker:
-        print(json.dumps(measure(Path(args.file), args.repeats)))
-        return
-    # here, not at the top: worker processes of old revisions lack benches/
-    from benches.report import machine_description, save_json
-    from benches.view_costs import WORKTREE, export, git_commit
-    revs = args.rev or [WORKTREE]
+    args = parse_arguments(parser, lambda args: measure(Path(args.file), args.repeats))
+    revs = args.rev
     with tempfile.TemporaryDirectory(prefix="open_time_") as tmp:
         path = Path(args.file) if args.file else Path(tmp) / "imagenet-sized.fssl"
         if not path.exists():
             print(f"building {path} ({args.samples:,} samples of 8x8 raw)", file=sys.stderr, flush=True)
             build(path, args.samples)
-        roots = {rev: export(rev, Path(tmp)) for rev in revs}
-        results: dict[str, dict[str, float]] = {rev: {} for rev in revs}
-        for r in range(args.rounds):
-            for rev in revs:
-                print(f"round {r + 1}/{args.rounds}: {rev}", file=sys.stderr, flush=True)
-                for key, value in run_worker(roots[rev], path, args.repeats).items():
-                    results[rev][key] = min(value, results[rev].get(key, value))
+        worker_args = ["--file", str(path), "--repeats", str(args.repeats)]
+        results = best_of_rounds(revs, args.rounds, lambda root: run_worker(__file__, root, worker_args))
         file_mb = path.stat().st_size / 1e6
     keys = list(results[revs[0]])
     print(f"\nopening a {file_mb:.0f} MB file (min over {args.rounds} rounds x {args.repeats} opens)")

@@ -107,6 +107,21 @@ def measure_epochs(run_epoch: Callable[[], int], epochs: int) -> tuple[float, li
     return warmup, times, images, rss.peak_mb
 
 
+def timings_us(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
+    """(median wall time, minimum thread CPU time) of ``repeats`` calls of ``fn()``, in microseconds.
+
+    On a shared machine the wall median includes time slices lost to other processes; the thread CPU time
+    minimum is the better estimate of the code's own cost, so both are reported.
+    """
+    wall, cpu = [], []
+    for _ in range(repeats):
+        t0, c0 = time.perf_counter(), time.thread_time()
+        fn()
+        cpu.append(time.thread_time() - c0)
+        wall.append(time.perf_counter() - t0)
+    return statistics.median(wall) * 1e6, min(cpu) * 1e6
+
+
 def count_images(batches: Iterable[Any], total: int | None = None, desc: str = "", progress: bool = True) -> int:
     """Consume an epoch of ``(views, ...)`` batches; return the number of images (rows of the first view)."""
     from tqdm import tqdm

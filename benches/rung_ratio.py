@@ -6,8 +6,8 @@ as JPEG q90 capped at 512 px (``--data FILE.fssl`` to use another converted file
 224 px, ``--workers`` threads, ``--batch-size``, random order, CPU float32 output, set up as the ladder's
 ``benches.ladder.run_fastssl``.
 
-Each revision's ``fastssl_loader`` (exported like ``benches.view_costs`` does; ``WORKTREE`` = the working tree)
-runs in its own process; revisions alternate over ``--rounds`` rounds, and each figure keeps its best round.
+Each revision's ``fastssl_loader`` (``WORKTREE`` = the working tree) runs in its own process (see
+:mod:`benches.revisions`); revisions alternate over ``--rounds`` rounds, and each figure keeps its best round.
 Two figures per rung: wall-clock images/s, and the process CPU time per image. On a machine shared with other
 work the wall-clock rates swing with the load (rung 1 of two identical revisions can differ by 20%); the CPU
 time per image does not, and its ratio (rung 1 / rung 5) is the rate ratio the loader reaches when it has its
@@ -18,16 +18,14 @@ Run: ``python -m benches.rung_ratio [--rev 682adc4 --rev WORKTREE] [--epochs 3] 
 """
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from benches.report import save_json
+from benches.revisions import REPO, best_of_rounds, git_commit, parse_arguments, revision_parser, run_worker
+
 # ../shared/data as tests/conftest.py finds it (FASTSSL_SHARED_DATA overrides, e.g. from a git worktree)
 SHARED_DATA = Path(os.environ.get("FASTSSL_SHARED_DATA", REPO.parent / "shared" / "data"))
 SAMPLE_DIR = SHARED_DATA / "imagenet-sample"
@@ -36,7 +34,7 @@ RUNGS = (1, 5)
 
 def converted_sample(folder: Path) -> Path:
     """The ImageNet sample converted as JPEG q90 at most 512 px (written once into ``folder``)."""
-    from converters.imagefolder import list_flat_samples
+    from fastssl_loader.sources.imagefolder import list_flat_samples
     from fastssl_loader import write_dataset
 
     target = folder / "imagenet-sample-jpeg-r512-q90.fssl"
@@ -55,7 +53,7 @@ def rates(data: str, epochs: int, batch_size: int, workers: int) -> dict[str, di
 
     out = {}
     for rung in RUNGS:
-        loader = fsl.Loader(data, batch_size, ladder.fastssl_views(ladder.byol_rung(rung, 224)), num_workers=workers,
+        loader = fsl.Loader(data, batch_size, ladder.byol_rung(rung, 224), num_workers=workers,
                             order="random", seed=0, drop_last=False, device="cpu")
         try:
             loader.warmup()
@@ -69,48 +67,20 @@ def rates(data: str, epochs: int, batch_size: int, workers: int) -> dict[str, di
     return out
 
 
-def run_worker(package_root: Path, args: argparse.Namespace, data: Path) -> dict[str, dict[str, float]]:
-    """``rates`` of the package under ``package_root`` (benches/ from this tree) in a fresh process."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(package_root), str(REPO)]))
-    cmd = [sys.executable, __file__, "--worker", "--data", str(data), "--epochs", str(args.epochs),
-           "--batch-size", str(args.batch_size), "--workers", str(args.workers)]
-    proc = subprocess.run(cmd, env=env, cwd=package_root, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"rung_ratio worker for {package_root} failed:\n{proc.stderr}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rev", action="append", help="git revision to measure (repeatable; WORKTREE = working "
-                                                       "tree, the default)")
+    parser = revision_parser(__doc__, out="bench_results/rung_ratio.json", rounds=2)
     parser.add_argument("--data", type=Path, help="converted .fssl file (default: the ImageNet sample, converted)")
     parser.add_argument("--epochs", type=int, default=3, help="measured epochs per figure (median)")
-    parser.add_argument("--rounds", type=int, default=2, help="alternating worker runs per revision (best)")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--workers", type=int, default=2, help="loader threads")
-    parser.add_argument("--out", default="bench_results/rung_ratio.json", help="where to save the JSON")
-    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.worker:
-        print(json.dumps(rates(str(args.data), args.epochs, args.batch_size, args.workers)))
-        return
-    from benches.report import save_json
-    from benches.view_costs import WORKTREE, export, git_commit
-
-    revs = args.rev or [WORKTREE]
-    best: dict[str, dict[str, dict[str, float]]] = {rev: {} for rev in revs}
+    args = parse_arguments(parser, lambda args: rates(str(args.data), args.epochs, args.batch_size, args.workers))
+    revs = args.rev
     with tempfile.TemporaryDirectory(prefix="rung_ratio_") as tmp:
         data = args.data or converted_sample(Path(tmp))
-        roots = {rev: export(rev, Path(tmp)) for rev in revs}
-        for r in range(args.rounds):
-            for rev in revs:
-                print(f"round {r + 1}/{args.rounds}: {rev}", file=sys.stderr, flush=True)
-                for rung, fig in run_worker(roots[rev], args, data).items():
-                    old = best[rev].get(rung)
-                    best[rev][rung] = fig if old is None else {
-                        "images_per_s": max(fig["images_per_s"], old["images_per_s"]),
-                        "cpu_us_per_image": min(fig["cpu_us_per_image"], old["cpu_us_per_image"])}
+        worker_args = ["--data", str(data), "--epochs", str(args.epochs), "--batch-size", str(args.batch_size),
+                       "--workers", str(args.workers)]
+        best = best_of_rounds(revs, args.rounds, lambda root: run_worker(__file__, root, worker_args),
+                              higher_is_better=("images_per_s",))
     print(f"\ntwo BYOL views at 224 px, {args.workers} threads, batch {args.batch_size}, {args.epochs} epochs; best of "
           f"{args.rounds} rounds. CPU ratio = CPU time per image at rung 1 / at rung 5: the rate ratio when the "
           "loader has its cores to itself (wall-clock rates depend on the machine's other load)")

@@ -8,9 +8,9 @@ image set when absent), parameters drawn once with seed 0, so every revision ren
 
 Timing: one ``apply`` call renders all images; the minimum thread CPU time over ``--repeats`` calls, divided
 by the number of images, is reported (on a shared machine CPU time is steadier than wall time; the wall-time
-median is saved too). ``--rev A --rev B`` measures each git revision's ``fastssl_loader`` (exported with
-``git archive`` into a temporary folder) in its own process, alternating revisions over ``--rounds`` rounds and
-keeping each figure's minimum, then prints the ratios against the first revision. ``WORKTREE`` (the default)
+median is saved too). ``--rev A --rev B`` measures each git revision's ``fastssl_loader`` in its own process (see
+:mod:`benches.revisions`), keeping each figure's minimum over ``--rounds`` alternating rounds, then prints the
+ratios against the first revision. ``WORKTREE`` (the default)
 is the working tree. Compilation (or cache loading) happens before timing.
 
 Run: ``python -m benches.view_costs [--rev HEAD~1 --rev WORKTREE] [--images 64] [--repeats 7]
@@ -18,20 +18,14 @@ Run: ``python -m benches.view_costs [--rev HEAD~1 --rev WORKTREE] [--images 64] 
 """
 from __future__ import annotations
 
-import argparse
-import json
 import os
-import subprocess
-import sys
-import tempfile
-import time
-from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
+from benches.report import save_json, timings_us
+from benches.revisions import REPO, best_of_rounds, git_commit, parse_arguments, revision_parser, run_worker
+
 SAMPLE_DIR = REPO.parent / "shared" / "data" / "imagenet-sample"
-WORKTREE = "WORKTREE"
 SIZE = 224
 
 
@@ -91,79 +85,19 @@ def measure(images: list[np.ndarray], repeats: int) -> dict[str, dict[str, float
                 plan.apply(src, offsets, heights, widths, heights, widths, params, out, 0)
 
             run()  # compile or load from the cache
-            cpu, wall = [], []
-            for _ in range(repeats):
-                t0, c0 = time.perf_counter(), time.thread_time()
-                run()
-                cpu.append(time.thread_time() - c0)
-                wall.append(time.perf_counter() - t0)
-            results[f"{name}/{np.dtype(dtype).name}"] = {"cpu_min_us": min(cpu) / n * 1e6,
-                                                          "wall_median_us": float(np.median(wall)) / n * 1e6}
+            wall_us, cpu_us = timings_us(run, repeats)
+            results[f"{name}/{np.dtype(dtype).name}"] = {"cpu_min_us": cpu_us / n, "wall_median_us": wall_us / n}
     return results
 
 
-def export(rev: str, folder: Path) -> Path:
-    """Folder holding revision ``rev``'s ``fastssl_loader`` package (the repo itself for WORKTREE)."""
-    if rev == WORKTREE:
-        return REPO
-    target = folder / rev.replace("/", "_").replace("~", "-").replace("^", "-")
-    target.mkdir()
-    archive = subprocess.run(["git", "-C", str(REPO), "archive", rev, "fastssl_loader"], check=True,
-                             capture_output=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
-    return target
-
-
-def run_worker(package_root: Path, images: int, repeats: int) -> dict[str, dict[str, float]]:
-    """Measure the package under ``package_root`` in a fresh single-threaded process."""
-    env = dict(os.environ, PYTHONPATH=str(package_root), NUMBA_NUM_THREADS="1", OMP_NUM_THREADS="1")
-    proc = subprocess.run([sys.executable, __file__, "--worker", "--images", str(images), "--repeats", str(repeats)],
-                          env=env, cwd=package_root, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"view_costs worker for {package_root} failed:\n{proc.stderr}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def compare(revs: list[str], images: int, repeats: int, rounds: int) -> dict[str, dict[str, dict[str, float]]]:
-    """Per revision, per view: the minimum over ``rounds`` alternating worker runs of each figure."""
-    best: dict[str, dict[str, dict[str, float]]] = {rev: {} for rev in revs}
-    with tempfile.TemporaryDirectory(prefix="view_costs_") as tmp:
-        roots = {rev: export(rev, Path(tmp)) for rev in revs}
-        for r in range(rounds):
-            for rev in revs:
-                print(f"round {r + 1}/{rounds}: {rev}", file=sys.stderr, flush=True)
-                for key, fig in run_worker(roots[rev], images, repeats).items():
-                    old = best[rev].get(key)
-                    best[rev][key] = fig if old is None else {k: min(v, old[k]) for k, v in fig.items()}
-    return best
-
-
-def git_commit(rev: str) -> str:
-    """Full commit id of ``rev`` (WORKTREE: HEAD plus a note when the tree has local changes)."""
-    if rev != WORKTREE:
-        return subprocess.run(["git", "-C", str(REPO), "rev-parse", rev], check=True, capture_output=True,
-                              text=True).stdout.strip()
-    head = git_commit("HEAD")
-    dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "fastssl_loader"],
-                           capture_output=True, text=True).stdout.strip()
-    return head + (" + local changes" if dirty else "")
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rev", action="append", help="git revision to measure (repeatable; WORKTREE = working "
-                                                       "tree, the default); ratios are against the first")
+    parser = revision_parser(__doc__, out="bench_results/view_costs.json", rounds=2)
     parser.add_argument("--images", type=int, default=64, help="photos rendered per apply call")
     parser.add_argument("--repeats", type=int, default=7, help="timed apply calls per view (minimum CPU time)")
-    parser.add_argument("--rounds", type=int, default=2, help="alternating worker runs per revision (minimum)")
-    parser.add_argument("--out", default="bench_results/view_costs.json", help="where to save the JSON")
-    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.worker:
-        print(json.dumps(measure(load_images(args.images), args.repeats)))
-        return
-    revs = args.rev or [WORKTREE]
-    results = compare(revs, args.images, args.repeats, args.rounds)
+    args = parse_arguments(parser, lambda args: measure(load_images(args.images), args.repeats))
+    revs = args.rev
+    worker_args = ["--images", str(args.images), "--repeats", str(args.repeats)]
+    results = best_of_rounds(revs, args.rounds, lambda root: run_worker(__file__, root, worker_args, one_thread=True))
     keys = list(results[revs[0]])
     print(f"\nus per image per view (min thread CPU time of {args.repeats} calls x {args.rounds} rounds, "
           f"{args.images} photos, one thread)")
@@ -177,7 +111,6 @@ def main() -> None:
               "images": args.images, "repeats": args.repeats, "rounds": args.rounds,
               "machine": {"cpu_count": os.cpu_count(), "load_avg": os.getloadavg()},
               "revisions": {rev: {"commit": git_commit(rev), "results": results[rev]} for rev in revs}}
-    from benches.report import save_json  # here, not at the top: worker processes of old revisions lack benches/
     print(f"\nsaved {save_json(args.out, report)}")
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import operator
 import os
-from functools import cached_property
 from typing import Any
 
 import numba as nb
@@ -58,6 +57,25 @@ def sample_index(i: Any, n: int) -> int:
     if not -n <= i < n:
         raise IndexError(f"sample index {i} out of range for {n} samples")
     return i % n
+
+
+class _IndexColumn:
+    """One index field as a contiguous read-only array of ``dtype``, built on first use and then cached on the
+    reader (opening a file of a million samples builds none of them)."""
+
+    def __init__(self, field: str, dtype: type) -> None:
+        self.field, self.dtype = field, dtype
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, reader: DatasetReader | None, owner: type | None = None) -> Any:
+        if reader is None:
+            return self
+        column = np.ascontiguousarray(reader.index[self.field], dtype=self.dtype)
+        column.flags.writeable = False
+        reader.__dict__[self.name] = column  # later reads find the array first: no descriptor call
+        return column
 
 
 class DatasetReader:
@@ -118,29 +136,12 @@ class DatasetReader:
             raise DatasetFormatError(f"sample {row}: {_PROBLEMS[problem]}")
 
     # int64 / uint8 columns of the index, built on first use (the loader's contract; see docs/architecture.md)
-    @cached_property
-    def offsets(self) -> np.ndarray:
-        return _column(self.index, "offset", np.int64)
-
-    @cached_property
-    def sizes(self) -> np.ndarray:
-        return _column(self.index, "size", np.int64)
-
-    @cached_property
-    def heights(self) -> np.ndarray:
-        return _column(self.index, "height", np.int64)
-
-    @cached_property
-    def widths(self) -> np.ndarray:
-        return _column(self.index, "width", np.int64)
-
-    @cached_property
-    def storage(self) -> np.ndarray:
-        return _column(self.index, "storage", np.uint8)
-
-    @cached_property
-    def labels(self) -> np.ndarray:
-        return _column(self.index, "label", np.int64)
+    offsets = _IndexColumn("offset", np.int64)
+    sizes = _IndexColumn("size", np.int64)
+    heights = _IndexColumn("height", np.int64)
+    widths = _IndexColumn("width", np.int64)
+    storage = _IndexColumn("storage", np.uint8)
+    labels = _IndexColumn("label", np.int64)
 
     def __len__(self) -> int:
         return len(self.index)
@@ -192,12 +193,6 @@ class DatasetReader:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.path = state["path"]
         self._open()
-
-
-def _column(index: np.ndarray, name: str, dtype: type) -> np.ndarray:
-    column = np.ascontiguousarray(index[name], dtype=dtype)
-    column.flags.writeable = False
-    return column
 
 
 def _max_pixels(schema: dict[str, Any]) -> int:

@@ -47,6 +47,17 @@ def natural_image(height: int, width: int, seed: int = 0) -> np.ndarray:
     return (np.clip(image, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
+def write_mixed_dataset(path: str, count: int, *, seed: int, small_every: int, classes: int) -> str:
+    """``count`` natural images of varied sizes at ``path``: every ``small_every``-th one 36-59 px a side (mode
+    auto stores it raw), the others 70-129 px (stored as JPEG); label of sample i = i % ``classes``."""
+    rng = np.random.default_rng(seed)
+    shapes = [(int(rng.integers(36, 60)), int(rng.integers(36, 60))) if i % small_every == 0 else
+              (int(rng.integers(70, 130)), int(rng.integers(70, 130))) for i in range(count)]
+    write_dataset(path, [(natural_image(h, w, seed=i), i % classes) for i, (h, w) in enumerate(shapes)],
+                  mode="auto", num_workers=0, progress=False)
+    return path
+
+
 @pytest.fixture(scope="session")
 def make_image() -> Callable[..., np.ndarray]:
     return natural_image

@@ -12,7 +12,7 @@ from fastssl_loader import DatasetReader, Loader, jpeg, write_dataset
 from fastssl_loader.builder import BatchBuilder
 from fastssl_loader.errors import CorruptSampleError
 from fastssl_loader.ops import Normalize, RandomHorizontalFlip, RandomResizedCrop
-from tests.conftest import natural_image
+from tests.conftest import natural_image, write_mixed_dataset
 
 # the same views as tests/test_loader.py, so a full test run compiles them once
 MEAN, STD = (0.4, 0.5, 0.6), (0.2, 0.25, 0.3)
@@ -24,13 +24,8 @@ N = 20
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> str:
     """JPEG and raw samples (mode auto) of varied sizes."""
-    rng = np.random.default_rng(3)
-    shapes = [(int(rng.integers(30, 60)), int(rng.integers(30, 60))) if i % 4 == 0 else
-              (int(rng.integers(70, 140)), int(rng.integers(70, 140))) for i in range(N)]
-    path = str(tmp_path_factory.mktemp("builder") / "data.fssl")
-    write_dataset(path, [(natural_image(h, w, seed=i), i % 3) for i, (h, w) in enumerate(shapes)], mode="auto",
-                  num_workers=0, progress=False)
-    return path
+    return write_mixed_dataset(str(tmp_path_factory.mktemp("builder") / "data.fssl"), N, seed=3, small_every=4,
+                               classes=3)
 
 
 def _outs(builder: BatchBuilder, n: int, dtype) -> list[np.ndarray]:

@@ -17,7 +17,7 @@ from fastssl_loader.errors import DatasetFormatError
 from fastssl_loader.format import STORAGE_JPEG, STORAGE_RAW
 from fastssl_loader.plan import compiled_plan
 from fastssl_loader.ops import CenterCrop, Normalize, RandomHorizontalFlip, RandomResizedCrop
-from tests.conftest import natural_image
+from tests.conftest import write_mixed_dataset
 
 MEAN, STD = (0.4, 0.5, 0.6), (0.2, 0.25, 0.3)
 BIG = [RandomResizedCrop(32), RandomHorizontalFlip(), Normalize(MEAN, STD)]
@@ -29,12 +29,8 @@ N = 46  # samples in mixed_file: not a multiple of the batch size 8 nor of the w
 @pytest.fixture(scope="module")
 def mixed_file(tmp_path_factory) -> str:
     """N samples of varied sizes; mode auto stores <= 64x64 raw and the larger ones as JPEG."""
-    rng = np.random.default_rng(0)
-    shapes = [(int(rng.integers(36, 60)), int(rng.integers(36, 60))) if i % 3 == 0 else
-              (int(rng.integers(70, 130)), int(rng.integers(70, 130))) for i in range(N)]
-    path = str(tmp_path_factory.mktemp("loader") / "mixed.fssl")
-    write_dataset(path, [(natural_image(h, w, seed=i), i % 7) for i, (h, w) in enumerate(shapes)], mode="auto",
-                  num_workers=0, progress=False)
+    path = write_mixed_dataset(str(tmp_path_factory.mktemp("loader") / "mixed.fssl"), N, seed=0, small_every=3,
+                               classes=7)
     storage = DatasetReader(path).storage
     assert (storage == STORAGE_RAW).any() and (storage == STORAGE_JPEG).any()
     return path

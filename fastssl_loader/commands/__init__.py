@@ -6,6 +6,7 @@ finds the modules by listing this package, so a new sub-command is a new module 
 """
 from __future__ import annotations
 
+import argparse
 import importlib
 import pkgutil
 from types import ModuleType
@@ -15,3 +16,11 @@ def command_modules() -> list[ModuleType]:
     """Every sub-command module of this package, sorted by name (the order ``fastssl --help`` lists them)."""
     names = sorted(info.name for info in pkgutil.iter_modules(__path__) if not info.name.startswith("_"))
     return [importlib.import_module(f"{__name__}.{name}") for name in names]
+
+
+def file_command(subparsers: argparse._SubParsersAction, name: str, help: str,
+                 description: str) -> argparse.ArgumentParser:
+    """A sub-command that reads one dataset file, given as its first argument ``file``."""
+    parser = subparsers.add_parser(name, help=help, description=description)
+    parser.add_argument("file", help="dataset file (.fssl)")
+    return parser

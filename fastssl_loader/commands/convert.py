@@ -1,17 +1,17 @@
 """``fastssl convert SOURCE SRC DST [options]``: convert a dataset into one fastssl_loader file.
 
-One sub-command per source module of :mod:`fastssl_loader.sources`; each declares its own arguments and how
-they call the source's ``convert_*`` function. The writer options (``--mode`` ...) are common to all.
+One sub-command per source module of :mod:`fastssl_loader.sources`; each declares its own arguments and
+which of them its ``convert_<sub-command>`` function takes by keyword (after SRC and DST). The writer options
+(``--mode`` ...) are common to all.
 """
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
-from typing import Any, Callable
+from typing import Any
 
-from ..writer import AUTO_RAW_MAX_PIXELS, DEFAULT_MAX_PIXELS, MODES, WriteReport
-
-Convert = Callable[[argparse.Namespace, dict[str, Any]], WriteReport]
+from ..writer import AUTO_RAW_MAX_PIXELS, DEFAULT_MAX_PIXELS, MODES
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -25,10 +25,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 def add_sources(parser: argparse.ArgumentParser) -> None:
     """Add the per-source sub-commands to ``parser`` and make :func:`run` its ``func``."""
     sources = parser.add_subparsers(dest="source", required=True, metavar="SOURCE")
-    for add_source in (_imagefolder, _cifar, _numpy, _huggingface, _webdataset, _listfile):
-        source_parser, convert = add_source(sources)
+    for add_source, module in ((_imagefolder, "imagefolder"), (_cifar, "cifar"), (_numpy, "numpy_arrays"),
+                               (_huggingface, "huggingface"), (_webdataset, "webdataset"), (_listfile, "listfile")):
+        source_parser, keywords = add_source(sources)
         _writer_options(source_parser)
-        source_parser.set_defaults(convert=convert)
+        source_parser.set_defaults(source_module=module, source_keywords=keywords)
     parser.set_defaults(func=run)
 
 
@@ -37,8 +38,10 @@ def run(args: argparse.Namespace) -> int:
     options = dict(mode=args.mode, max_resolution=args.max_resolution, jpeg_quality=args.jpeg_quality,
                    num_workers=args.workers, on_error=args.on_error, progress=not args.no_progress,
                    max_pixels=args.max_pixels, shard=args.shard)
+    # the source module is imported only now: several need optional extras (pyarrow for huggingface)
+    convert = getattr(importlib.import_module(f"..sources.{args.source_module}", __package__), f"convert_{args.source}")
     try:
-        report = args.convert(args, options)
+        report = convert(args.src, args.dst, **{k: getattr(args, k) for k in args.source_keywords}, **options)
     except (ValueError, OSError) as exc:  # bad input or unreadable/unwritable paths: one clear line
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -48,47 +51,35 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _imagefolder(sources: Any) -> tuple[argparse.ArgumentParser, Convert]:
+def _imagefolder(sources: Any) -> tuple[argparse.ArgumentParser, tuple[str, ...]]:
     parser = sources.add_parser("imagefolder", help="torchvision ImageFolder tree (root/<class>/<image>)",
                                 description="Labels follow torchvision.datasets.ImageFolder (sorted class folders).")
     parser.add_argument("src", help="ImageFolder root folder")
     parser.add_argument("--flat", action="store_true",
                         help="images lie directly in SRC; the class is the file-name prefix before the first '_' "
                              "(imagenet-sample's nXXXXXXXX_name.JPEG layout)")
-
-    def convert(args: argparse.Namespace, options: dict[str, Any]) -> WriteReport:
-        from ..sources.imagefolder import convert_imagefolder
-        return convert_imagefolder(args.src, args.dst, flat=args.flat, **options)
-    return parser, convert
+    return parser, ("flat",)
 
 
-def _cifar(sources: Any) -> tuple[argparse.ArgumentParser, Convert]:
+def _cifar(sources: Any) -> tuple[argparse.ArgumentParser, tuple[str, ...]]:
     parser = sources.add_parser("cifar", help="CIFAR-10/100 python pickle batch folder",
                                 description="CIFAR-10 (data_batch_*, test_batch) or CIFAR-100 (train, test) pickles.")
     parser.add_argument("src", help="folder holding the pickle batches (e.g. cifar-10-batches-py)")
     parser.add_argument("--split", choices=("train", "test"), default="train", help="split to convert. Default: train")
     parser.add_argument("--label", choices=("fine", "coarse"), default="fine",
                         help="CIFAR-100 label set (ignored for CIFAR-10). Default: fine")
-
-    def convert(args: argparse.Namespace, options: dict[str, Any]) -> WriteReport:
-        from ..sources.cifar import convert_cifar
-        return convert_cifar(args.src, args.dst, split=args.split, label=args.label, **options)
-    return parser, convert
+    return parser, ("split", "label")
 
 
-def _numpy(sources: Any) -> tuple[argparse.ArgumentParser, Convert]:
+def _numpy(sources: Any) -> tuple[argparse.ArgumentParser, tuple[str, ...]]:
     parser = sources.add_parser("numpy", help="images .npy (+ --labels .npy) or .npz with images/labels",
                                 description="Images N x H x W[ x C] uint8/uint16; labels N integers.")
     parser.add_argument("src", help="images .npy, or .npz with keys 'images' and 'labels'")
     parser.add_argument("--labels", default=None, help="labels .npy (required with an .npy of images)")
-
-    def convert(args: argparse.Namespace, options: dict[str, Any]) -> WriteReport:
-        from ..sources.numpy_arrays import convert_numpy
-        return convert_numpy(args.src, args.dst, labels=args.labels, **options)
-    return parser, convert
+    return parser, ("labels",)
 
 
-def _huggingface(sources: Any) -> tuple[argparse.ArgumentParser, Convert]:
+def _huggingface(sources: Any) -> tuple[argparse.ArgumentParser, tuple[str, ...]]:
     parser = sources.add_parser("huggingface", help="Hugging Face dataset: save_to_disk folder or Parquet files",
                                 description="A datasets.save_to_disk folder, one .parquet file, or a folder of them; "
                                             "read with pyarrow (pip install fastssl_loader[hf]). Encoded image bytes "
@@ -97,15 +88,10 @@ def _huggingface(sources: Any) -> tuple[argparse.ArgumentParser, Convert]:
     parser.add_argument("--image-column", default="image", help="image column. Default: image")
     parser.add_argument("--label-column", default="label", help="label column. Default: label")
     parser.add_argument("--split", default=None, help="split to convert (required when the folder holds several)")
-
-    def convert(args: argparse.Namespace, options: dict[str, Any]) -> WriteReport:
-        from ..sources.huggingface import convert_huggingface
-        return convert_huggingface(args.src, args.dst, image_column=args.image_column,
-                                   label_column=args.label_column, split=args.split, **options)
-    return parser, convert
+    return parser, ("image_column", "label_column", "split")
 
 
-def _webdataset(sources: Any) -> tuple[argparse.ArgumentParser, Convert]:
+def _webdataset(sources: Any) -> tuple[argparse.ArgumentParser, tuple[str, ...]]:
     parser = sources.add_parser("webdataset", help="WebDataset tar shards (brace patterns allowed)",
                                 description="Uncompressed WebDataset shards, read in place (no extraction); a "
                                             "sample is the members sharing a basename: one jpg/jpeg/png/webp image "
@@ -113,15 +99,10 @@ def _webdataset(sources: Any) -> tuple[argparse.ArgumentParser, Convert]:
     parser.add_argument("src", nargs="+", help="shard paths or patterns such as 'shard-{000000..000099}.tar'")
     parser.add_argument("--json-label", default=None, metavar="KEY",
                         help="take the label from this key of each sample's .json member instead of .cls")
-
-    def convert(args: argparse.Namespace, options: dict[str, Any]) -> WriteReport:
-        from ..sources.webdataset import convert_webdataset
-        shards = args.src[0] if len(args.src) == 1 else args.src
-        return convert_webdataset(shards, args.dst, json_label=args.json_label, **options)
-    return parser, convert
+    return parser, ("json_label",)
 
 
-def _listfile(sources: Any) -> tuple[argparse.ArgumentParser, Convert]:
+def _listfile(sources: Any) -> tuple[argparse.ArgumentParser, tuple[str, ...]]:
     parser = sources.add_parser("listfile", help="CSV/TSV list of path,label rows",
                                 description="Rows of path,label (TSV when the name ends in .tsv or the first "
                                             "line holds a tab); paths are relative to the list's folder.")
@@ -131,11 +112,7 @@ def _listfile(sources: Any) -> tuple[argparse.ArgumentParser, Convert]:
                         help="the first row is a header (default: detected)")
     header.add_argument("--no-header", dest="header", action="store_const", const=False,
                         help="the first row is a sample")
-
-    def convert(args: argparse.Namespace, options: dict[str, Any]) -> WriteReport:
-        from ..sources.listfile import convert_listfile
-        return convert_listfile(args.src, args.dst, header=args.header, **options)
-    return parser, convert
+    return parser, ("header",)
 
 
 def _writer_options(parser: argparse.ArgumentParser) -> None:

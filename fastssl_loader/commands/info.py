@@ -5,14 +5,17 @@ import argparse
 import json
 import sys
 
+from . import file_command
+
+
+SUMMARY = "summarise a dataset file (samples, classes, storage, resolutions, bytes, settings)"
+DESCRIPTION = ("Summarise a dataset file: samples, labels and class names, storage mix (raw / JPEG / passthrough), "
+               "resolution histogram, bytes, writer settings, checksums, and advice. Exit code 0; 1 when --verify "
+               "finds bad samples; 2 when the file is not a valid dataset.")
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "info", help="summarise a dataset file (samples, classes, storage, resolutions, bytes, settings)",
-        description="Summarise a dataset file: samples, labels and class names, storage mix (raw / JPEG / "
-                    "passthrough), resolution histogram, bytes, writer settings, checksums, and advice. "
-                    "Exit code 0; 1 when --verify finds bad samples; 2 when the file is not a valid dataset.")
-    parser.add_argument("file", help="dataset file (.fssl)")
+    parser = file_command(subparsers, "info", help=SUMMARY, description=DESCRIPTION)
     parser.add_argument("--verify", action="store_true",
                         help="decode every sample (in threads) and list the ones that fail")
     parser.add_argument("--threads", type=int, default=None, metavar="N",

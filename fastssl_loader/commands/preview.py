@@ -4,15 +4,16 @@ from __future__ import annotations
 import argparse
 import sys
 
+from . import file_command
+
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     from ..preview import PRESETS, TILE_PX
-    parser = subparsers.add_parser(
-        "preview", help="draw a few samples' views (crop boxes, parameters) as a PNG grid",
+    parser = file_command(
+        subparsers, "preview", help="draw a few samples' views (crop boxes, parameters) as a PNG grid",
         description="Draw the first batch the Loader yields for (seed, epoch): one row per sample, the stored "
                     "image with every view's crop box, then each view as the Loader produced it, captioned "
                     "with its sampled parameters. Needs matplotlib (pip install 'fastssl_loader[preview]').")
-    parser.add_argument("file", help="dataset file (.fssl)")
     parser.add_argument("--views", default="byol",
                         help=f"a preset ({', '.join(PRESETS)}) or a Python file/module defining VIEWS. "
                              "Default: byol")

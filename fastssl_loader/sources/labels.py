@@ -8,13 +8,18 @@ Given the label values of a dataset (ints, or text such as a ``.cls`` member or 
   in Python string order (as ``torchvision.datasets.ImageFolder`` sorts folders) and a label is its name's
   position in that list. A mix (``"3"`` next to ``"cat"``) is all names.
 
-Missing values stay None: the source reports that sample as unreadable (``on_error`` decides).
+Missing values stay None: the source reports that sample as unreadable (``on_error`` decides);
+:class:`ScannedSamples` is that reporting, shared by the sources that scan a listing (list-file rows, tar
+members).
 """
 from __future__ import annotations
 
 import numbers
 import re
+from dataclasses import dataclass
 from typing import Any, Sequence
+
+import numpy as np
 
 _INTEGER = re.compile(r"^[+-]?\d+$")
 
@@ -34,3 +39,31 @@ def _is_integer(value: Any) -> bool:
     if isinstance(value, str):
         return bool(_INTEGER.match(value.strip()))
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+@dataclass
+class ScannedSamples:
+    """Samples found by scanning a listing: their labels (given with None for missing, kept as int64 with -1)
+    and the problems that make some of them unreadable, raised as ValueError naming the sample when it is read,
+    so that the writer's ``on_error`` applies. A subclass (a dataclass adding where its samples lie) says where
+    sample i comes from (``name``) and reads its image (``payload``)."""
+
+    labels: np.ndarray
+    problems: dict[int, str]
+
+    def __post_init__(self) -> None:
+        self.labels = np.array([-1 if v is None else v for v in self.labels], dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def name(self, i: int) -> str:
+        raise NotImplementedError
+
+    def payload(self, i: int) -> Any:
+        raise NotImplementedError
+
+    def __getitem__(self, i: int) -> tuple[Any, int]:
+        if i in self.problems:
+            raise ValueError(f"{self.name(i)}: {self.problems[i]}")
+        return self.payload(i), int(self.labels[i])

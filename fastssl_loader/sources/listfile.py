@@ -17,37 +17,28 @@ from __future__ import annotations
 
 import csv
 import os
+from dataclasses import dataclass
 from typing import Any
-
-import numpy as np
 
 from fastssl_loader.writer import WriteReport, write_dataset
 
-from .labels import encode_labels
+from .labels import ScannedSamples, encode_labels
 
 
-class ListFileSamples:
+@dataclass
+class ListFileSamples(ScannedSamples):
     """``(path, label)`` samples of a list file; rows that cannot be a sample raise ValueError when read."""
 
-    def __init__(self, list_path: str, paths: list[str], lines: list[int], labels: list[int | None],
-                 problems: dict[int, str]) -> None:
-        self.list_path = list_path
-        self.paths = paths
-        self.lines = lines
-        self.labels = np.array([-1 if v is None else v for v in labels], dtype=np.int64)
-        self.problems = problems
-
-    def __len__(self) -> int:
-        return len(self.paths)
+    list_path: str
+    paths: list[str]
+    lines: list[int]
 
     def name(self, i: int) -> str:
         """Where sample i comes from: ``list.csv line 7``."""
         return f"{self.list_path} line {self.lines[i]}"
 
-    def __getitem__(self, i: int) -> tuple[str, int]:
-        if i in self.problems:
-            raise ValueError(f"{self.name(i)}: {self.problems[i]}")
-        return self.paths[i], int(self.labels[i])
+    def payload(self, i: int) -> str:
+        return self.paths[i]
 
 
 def listfile_samples(path: str | os.PathLike, *, header: bool | None = None
@@ -84,7 +75,7 @@ def listfile_samples(path: str | os.PathLike, *, header: bool | None = None
         elif values[-1] is None:
             problems[i] = f"no label for {cells[0]!r}"
     labels, classes = encode_labels(values)
-    return ListFileSamples(path, paths, lines, labels, problems), classes
+    return ListFileSamples(labels, problems, list_path=path, paths=paths, lines=lines), classes
 
 
 def convert_listfile(src: str | os.PathLike, dst: str | os.PathLike, *, header: bool | None = None,

@@ -30,7 +30,7 @@ import numpy as np
 
 from fastssl_loader.writer import WriteReport, write_dataset
 
-from .labels import encode_labels
+from .labels import ScannedSamples, encode_labels
 
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
 _BRACE = re.compile(r"\{([^{}]*)\}")
@@ -79,29 +79,22 @@ class _Entry:
     duplicate: str | None = None
 
 
-class WebDatasetSamples:
-    """``(image bytes, label)`` samples of a set of tar shards; see the module docstring."""
+@dataclass
+class WebDatasetSamples(ScannedSamples):
+    """``(image bytes, label)`` samples of a set of tar shards; see the module docstring. Sample i is member
+    ``keys[i]`` of shard ``shards[shard_of[i]]``, its image ``sizes[i]`` bytes at ``offsets[i]``."""
 
-    def __init__(self, shards: list[str], shard_of: np.ndarray, keys: list[str], offsets: np.ndarray,
-                 sizes: np.ndarray, labels: list[int | None], problems: dict[int, str]) -> None:
-        self.shards = shards
-        self.shard_of = shard_of
-        self.keys = keys
-        self.offsets = offsets
-        self.sizes = sizes
-        self.labels = np.array([-1 if v is None else v for v in labels], dtype=np.int64)
-        self.problems = problems
-
-    def __len__(self) -> int:
-        return len(self.keys)
+    shards: list[str]
+    shard_of: np.ndarray
+    keys: list[str]
+    offsets: np.ndarray
+    sizes: np.ndarray
 
     def name(self, i: int) -> str:
         """Where sample i comes from: ``shard-000003.tar: sample 'key'``."""
         return f"{self.shards[self.shard_of[i]]}: sample {self.keys[i]!r}"
 
-    def __getitem__(self, i: int) -> tuple[bytes, int]:
-        if i in self.problems:
-            raise ValueError(f"{self.name(i)}: {self.problems[i]}")
+    def payload(self, i: int) -> bytes:
         size = int(self.sizes[i])
         try:
             with open(self.shards[self.shard_of[i]], "rb") as f:
@@ -111,7 +104,7 @@ class WebDatasetSamples:
             raise ValueError(f"{self.name(i)}: cannot read the image: {exc.strerror or exc}") from None
         if len(data) != size:
             raise ValueError(f"{self.name(i)}: shard truncated ({len(data)} of {size} image bytes)")
-        return data, int(self.labels[i])
+        return data
 
 
 def webdataset_samples(shards: str | os.PathLike | Sequence[str | os.PathLike], *, json_label: str | None = None,
@@ -142,8 +135,8 @@ def webdataset_samples(shards: str | os.PathLike | Sequence[str | os.PathLike], 
     if not keys:
         raise ValueError(f"no samples in the shards {paths[0]}{' ...' if len(paths) > 1 else ''}")
     labels, classes = encode_labels(values)
-    samples = WebDatasetSamples(paths, np.array(shard_of, dtype=np.int32), keys, np.array(offsets, dtype=np.int64),
-                                np.array(sizes, dtype=np.int64), labels, problems)
+    samples = WebDatasetSamples(labels, problems, shards=paths, shard_of=np.array(shard_of, dtype=np.int32), keys=keys,
+                                offsets=np.array(offsets, dtype=np.int64), sizes=np.array(sizes, dtype=np.int64))
     return samples, classes
 
 
