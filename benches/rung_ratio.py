@@ -8,7 +8,9 @@ as JPEG q90 capped at 512 px (``--data FILE.fssl`` to use another converted file
 
 Each revision's ``fastssl_loader`` (``WORKTREE`` = the working tree) runs in its own process (see
 :mod:`benches.revisions`); revisions alternate over ``--rounds`` rounds, and each figure keeps its best round.
-Two figures per rung: wall-clock images/s, and the process CPU time per image. On a machine shared with other
+Three figures per rung: wall-clock images/s, the process CPU time per image and the minor page faults per image
+(were the kernels' temporaries mapped afresh per image, each 4 KiB page would fault; in the steady state glibc
+reuses them and the figure is about 0). On a machine shared with other
 work the wall-clock rates swing with the load (rung 1 of two identical revisions can differ by 20%); the CPU
 time per image does not, and its ratio (rung 1 / rung 5) is the rate ratio the loader reaches when it has its
 cores to itself (its threads are busy all the time: decode and kernels, no I/O waits on a cached file).
@@ -19,6 +21,7 @@ Run: ``python -m benches.rung_ratio [--rev 682adc4 --rev WORKTREE] [--epochs 3] 
 from __future__ import annotations
 
 import os
+import resource
 import tempfile
 import time
 from pathlib import Path
@@ -58,12 +61,15 @@ def rates(data: str, epochs: int, batch_size: int, workers: int) -> dict[str, di
         try:
             loader.warmup()
             count_images(loader, progress=False)  # warm-up epoch
+            faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
             wall, cpu = time.perf_counter(), time.process_time()
             images = sum(count_images(loader, progress=False) for _ in range(epochs))
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
         finally:
             loader.close()
-        out[str(rung)] = {"images_per_s": images / wall, "cpu_us_per_image": cpu / images * 1e6}
+        out[str(rung)] = {"images_per_s": images / wall, "cpu_us_per_image": cpu / images * 1e6,
+                          "page_faults_per_image": faults / images}
     return out
 
 
@@ -84,12 +90,14 @@ def main() -> None:
     print(f"\ntwo BYOL views at 224 px, {args.workers} threads, batch {args.batch_size}, {args.epochs} epochs; best of "
           f"{args.rounds} rounds. CPU ratio = CPU time per image at rung 1 / at rung 5: the rate ratio when the "
           "loader has its cores to itself (wall-clock rates depend on the machine's other load)")
-    print(f"{'revision':<24}{'img/s 1':>9}{'img/s 5':>9}{'5 / 1':>7}{'cpu us 1':>10}{'cpu us 5':>10}{'CPU ratio':>11}")
+    print(f"{'revision':<24}{'img/s 1':>9}{'img/s 5':>9}{'5 / 1':>7}{'cpu us 1':>10}{'cpu us 5':>10}{'CPU ratio':>11}"
+          f"{'faults/img 1':>14}{'faults/img 5':>14}")
     for rev in revs:
         one, five = best[rev]["1"], best[rev]["5"]
         print(f"{rev[:24]:<24}{one['images_per_s']:>9.0f}{five['images_per_s']:>9.0f}"
               f"{five['images_per_s'] / one['images_per_s']:>7.2f}{one['cpu_us_per_image']:>10.0f}"
-              f"{five['cpu_us_per_image']:>10.0f}{one['cpu_us_per_image'] / five['cpu_us_per_image']:>11.2f}")
+              f"{five['cpu_us_per_image']:>10.0f}{one['cpu_us_per_image'] / five['cpu_us_per_image']:>11.2f}"
+              f"{one['page_faults_per_image']:>14.1f}{five['page_faults_per_image']:>14.1f}")
     report = {"what": "rates of the Loader at rungs 1 and 5 (two BYOL views at 224 px): wall-clock images/s and "
                       "process CPU microseconds per image, and their ratios",
               "data": str(args.data or SAMPLE_DIR), "epochs": args.epochs, "rounds": args.rounds,
