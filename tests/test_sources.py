@@ -150,6 +150,25 @@ def test_webdataset_missing_label_raise_or_skip(tmp_path, jpeg_files):
     assert len(DatasetReader(path)) == len(expected) - 1
 
 
+def test_webdataset_unlabelled_shards(tmp_path, jpeg_files):
+    """labels=False (``--no-labels``): shards without label members convert whole, every label -1."""
+    from fastssl_loader.cli import main
+    with tarfile.open(tmp_path / "plain-0.tar", "w") as tar:
+        for k, (_, data) in enumerate(jpeg_files):
+            add_member(tar, f"img{k:03d}.jpg", data)
+    with pytest.raises(ValueError, match=r"sample 'img000': no label \(no .cls member\)"):
+        convert_webdataset(tmp_path / "plain-0.tar", tmp_path / "labelled.fssl", num_workers=0, progress=False)
+    samples, classes = webdataset_samples(tmp_path / "plain-0.tar", labels=False)
+    assert classes is None and [samples[i] for i in range(len(samples))] == [(d, -1) for _, d in jpeg_files]
+    assert main(["convert", "webdataset", str(tmp_path / "plain-0.tar"), str(tmp_path / "u.fssl"), "--no-labels",
+                 "--workers", "0", "--no-progress"]) == 0
+    r = DatasetReader(tmp_path / "u.fssl")
+    assert list(r.labels) == [-1] * len(jpeg_files)
+    assert [r.encoded(i) for i in range(len(r))] == [d for _, d in jpeg_files]
+    with pytest.raises(ValueError, match="labels=False"):
+        webdataset_samples(tmp_path / "plain-0.tar", labels=False, json_label="y")
+
+
 def test_webdataset_bad_shards(tmp_path, jpeg_files):
     with pytest.raises(FileNotFoundError, match="shard-000009.tar"):
         webdataset_samples(str(tmp_path / "shard-000009.tar"))

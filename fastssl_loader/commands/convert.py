@@ -99,7 +99,9 @@ def _webdataset(sources: Any) -> tuple[argparse.ArgumentParser, tuple[str, ...]]
     parser.add_argument("src", nargs="+", help="shard paths or patterns such as 'shard-{000000..000099}.tar'")
     parser.add_argument("--json-label", default=None, metavar="KEY",
                         help="take the label from this key of each sample's .json member instead of .cls")
-    return parser, ("json_label",)
+    parser.add_argument("--no-labels", dest="labels", action="store_false",
+                        help="unlabelled shards: read no label member; every label is -1")
+    return parser, ("json_label", "labels")
 
 
 def _listfile(sources: Any) -> tuple[argparse.ArgumentParser, tuple[str, ...]]:

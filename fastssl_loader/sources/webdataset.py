@@ -8,7 +8,9 @@ Members are grouped into samples as WebDataset does: the key is the member path 
 its file name, the extension everything after it (lower-cased). A sample's image is its first member with
 an extension in ``image_extensions`` (in that order: ``jpg``, ``jpeg``, ``png``, ``webp``); its label is
 the text of its ``cls`` member, or, with ``json_label=KEY``, the value of KEY in its ``json`` member. Label
-values follow :mod:`fastssl_loader.sources.labels` (integers, or class names sorted into indices).
+values follow :mod:`fastssl_loader.sources.labels` (integers, or class names sorted into indices). Unlabelled
+shards (most self-supervised corpora) convert with ``labels=False``: no label member is read or needed, and
+every sample's label is -1.
 
 Indexing reads the tar headers and the small label members once; the samples then hold only the shard
 paths and each image's byte offset and size, so they pickle cheaply to the writer's worker processes, and
@@ -108,12 +110,15 @@ class WebDatasetSamples(ScannedSamples):
 
 
 def webdataset_samples(shards: str | os.PathLike | Sequence[str | os.PathLike], *, json_label: str | None = None,
-                       image_extensions: Sequence[str] = IMAGE_EXTENSIONS
+                       image_extensions: Sequence[str] = IMAGE_EXTENSIONS, labels: bool = True
                        ) -> tuple[WebDatasetSamples, list[str] | None]:
-    """(samples, class names or None when the labels are integers) of WebDataset tar shards."""
+    """(samples, class names or None when the labels are integers or absent) of WebDataset tar shards;
+    ``labels=False``: unlabelled shards, every label -1."""
+    if not labels and json_label is not None:
+        raise ValueError("json_label names where labels are, but labels=False says there are none")
     paths = expand_shards(shards)
     image_extensions = tuple(ext.lower().lstrip(".") for ext in image_extensions)
-    label_ext = "cls" if json_label is None else "json"
+    label_ext = ("cls" if json_label is None else "json") if labels else None
     shard_of, keys, offsets, sizes, values, problems = [], [], [], [], [], {}
     for s, path in enumerate(paths):
         for key, entry in _index_shard(path, label_ext).items():
@@ -123,7 +128,7 @@ def webdataset_samples(shards: str | os.PathLike | Sequence[str | os.PathLike], 
             image = next((entry.members[ext] for ext in image_extensions if ext in entry.members), None)
             offsets.append(image.offset if image else 0)
             sizes.append(image.size if image else 0)
-            value, problem = _label_value(entry.label, label_ext, json_label)
+            value, problem = _label_value(entry.label, label_ext, json_label) if labels else (None, None)
             values.append(value)
             if entry.duplicate:
                 problems[i] = f"several members with extension {entry.duplicate!r}"
@@ -134,14 +139,15 @@ def webdataset_samples(shards: str | os.PathLike | Sequence[str | os.PathLike], 
                 problems[i] = problem
     if not keys:
         raise ValueError(f"no samples in the shards {paths[0]}{' ...' if len(paths) > 1 else ''}")
-    labels, classes = encode_labels(values)
-    samples = WebDatasetSamples(labels, problems, shards=paths, shard_of=np.array(shard_of, dtype=np.int32), keys=keys,
+    label_values, classes = encode_labels(values)
+    samples = WebDatasetSamples(label_values, problems, shards=paths, shard_of=np.array(shard_of, dtype=np.int32), keys=keys,
                                 offsets=np.array(offsets, dtype=np.int64), sizes=np.array(sizes, dtype=np.int64))
     return samples, classes
 
 
-def _index_shard(path: str, label_ext: str) -> dict[str, _Entry]:
-    """The keys of one shard in member order, with their members and label bytes."""
+def _index_shard(path: str, label_ext: str | None) -> dict[str, _Entry]:
+    """The keys of one shard in member order, with their members and label bytes (none read when
+    ``label_ext`` is None)."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"shard {path} does not exist")
     entries: dict[str, _Entry] = {}
@@ -190,12 +196,14 @@ def _label_value(data: bytes | None, label_ext: str, json_label: str | None) -> 
 
 def convert_webdataset(shards: str | os.PathLike | Sequence[str | os.PathLike], dst: str | os.PathLike, *,
                        json_label: str | None = None, image_extensions: Sequence[str] = IMAGE_EXTENSIONS,
-                       **write_options: Any) -> WriteReport:
-    """Convert WebDataset shards into one dataset file; options are those of ``write_dataset``.
+                       labels: bool = True, **write_options: Any) -> WriteReport:
+    """Convert WebDataset shards into one dataset file; options are those of ``write_dataset``
+    (``labels=False``: unlabelled shards, every label -1).
 
     The schema's description records ``{"source": "webdataset", "shards": [file names], "classes": ...}``.
     """
-    samples, classes = webdataset_samples(shards, json_label=json_label, image_extensions=image_extensions)
+    samples, classes = webdataset_samples(shards, json_label=json_label, image_extensions=image_extensions,
+                                          labels=labels)
     description = {"source": "webdataset", "shards": [os.path.basename(p) for p in samples.shards],
                    "classes": classes}
     return write_dataset(dst, samples, description=description, **write_options)
