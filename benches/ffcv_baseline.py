@@ -9,7 +9,7 @@ FFCV pins packages (opencv-python, ...) that clash with this project's, so it is
 virtual environment that sees the system packages::
 
     apt-get install -y libturbojpeg0-dev libopencv-dev pkg-config
-    python -m venv --system-site-packages /tmp/ffcv-venv && /tmp/ffcv-venv/bin/pip install ffcv==1.0.2
+    python -m venv --system-site-packages /tmp/ffcv-venv && /tmp/ffcv-venv/bin/pip install ffcv==1.0.2 psutil tqdm
 
 then ``python -m benches --ffcv-python /tmp/ffcv-venv/bin/python`` runs this module in that interpreter
 (``python -m benches.ffcv_baseline ...``) and reads its figures back as JSON.
