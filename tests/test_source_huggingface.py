@@ -47,6 +47,29 @@ def test_huggingface_save_to_disk_with_datasets_library(tmp_path, jpeg_files):
     assert len(huggingface_samples(tmp_path / "dict", split="test")[0]) == 2
 
 
+def test_huggingface_unlabelled_dataset(tmp_path, jpeg_files):
+    """An image column only (made with the real datasets library, and as Parquet): label_column=None /
+    ``--no-labels`` converts every row with label -1; asking for the default label column names what is missing."""
+    datasets = pytest.importorskip("datasets")
+    from fastssl_loader.cli import main
+    images = image_structs(jpeg_files)
+    datasets.Dataset.from_dict({"image": images}, features=datasets.Features({"image": datasets.Image()})
+                               ).save_to_disk(str(tmp_path / "saved"))
+    with pytest.raises(ValueError, match=r"no column 'label'"):
+        huggingface_samples(tmp_path / "saved")
+    samples, classes = huggingface_samples(tmp_path / "saved", label_column=None)
+    assert classes is None and [samples[i] for i in range(len(samples))] == [(im["bytes"], -1) for im in images]
+    assert main(["convert", "huggingface", str(tmp_path / "saved"), str(tmp_path / "u.fssl"), "--no-labels",
+                 "--mode", "auto", "--workers", "0", "--no-progress"]) == 0
+    r = DatasetReader(tmp_path / "u.fssl")
+    assert list(r.labels) == [-1] * len(images)
+    assert [r.encoded(i) for i in range(len(jpeg_files))] == [data for _, data in jpeg_files]
+    pq.write_table(pa.table({"image": images}), tmp_path / "only-images.parquet", row_group_size=2)
+    report = convert_huggingface(tmp_path / "only-images.parquet", tmp_path / "p.fssl", label_column=None,
+                                 num_workers=0, progress=False)
+    assert report.written == len(images) and list(DatasetReader(tmp_path / "p.fssl").labels) == [-1] * len(images)
+
+
 def test_huggingface_decoded_pixel_arrays(tmp_path):
     datasets = pytest.importorskip("datasets")
     arrays = [natural_image(12, 10, seed=k) for k in range(3)]

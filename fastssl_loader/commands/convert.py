@@ -86,7 +86,10 @@ def _huggingface(sources: Any) -> tuple[argparse.ArgumentParser, tuple[str, ...]
                                             "are stored untouched in passthrough/auto mode.")
     parser.add_argument("src", help="save_to_disk folder, .parquet file, or folder of .parquet files")
     parser.add_argument("--image-column", default="image", help="image column. Default: image")
-    parser.add_argument("--label-column", default="label", help="label column. Default: label")
+    labels = parser.add_mutually_exclusive_group()
+    labels.add_argument("--label-column", default="label", help="label column. Default: label")
+    labels.add_argument("--no-labels", dest="label_column", action="store_const", const=None,
+                        help="unlabelled dataset (an image column only): every label is -1")
     parser.add_argument("--split", default=None, help="split to convert (required when the folder holds several)")
     return parser, ("image_column", "label_column", "split")
 

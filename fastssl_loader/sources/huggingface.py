@@ -17,6 +17,8 @@ or nested lists of uint8/uint16, H x W[ x C]).
 Label column: integers as stored; class names from its ``ClassLabel`` feature when the schema has one
 (HF's ``-1`` for "no label" is kept). Text labels follow :mod:`fastssl_loader.sources.labels`. A null label
 or image makes that sample unreadable (ValueError naming file and row; the writer's ``on_error`` decides).
+Unlabelled datasets (an image column only, common for self-supervised corpora): ``label_column=None``, every
+label -1.
 
 Samples hold file paths and row offsets only; each process opens the files on first use (Arrow files
 memory-mapped, Parquet one row group at a time), so they pickle cheaply to the writer's workers.
@@ -190,9 +192,10 @@ def _class_names(schema: Any, folder: str, label_column: str) -> list[str] | Non
 
 
 def huggingface_samples(path: str | os.PathLike | Sequence[str | os.PathLike], image_column: str = "image",
-                        label_column: str = "label", *, split: str | None = None
+                        label_column: str | None = "label", *, split: str | None = None
                         ) -> tuple[HuggingFaceSamples, list[str] | None]:
-    """(samples, class names or None) of a ``save_to_disk`` folder or Parquet files; see the module docstring."""
+    """(samples, class names or None) of a ``save_to_disk`` folder or Parquet files; see the module docstring.
+    ``label_column=None``: no labels are read, every label is -1."""
     pa, pq = _pyarrow()
     files, root = resolve_files(path, split)
     starts, parts, values, classes = [0], [], [], None
@@ -208,14 +211,17 @@ def huggingface_samples(path: str | os.PathLike | Sequence[str | os.PathLike], i
                 sizes = [parquet.metadata.row_group(g).num_rows for g in groups]
         except (OSError, pa.ArrowException) as exc:
             raise ValueError(f"{file}: not a readable Arrow or Parquet file: {exc}") from None
-        missing = [c for c in (image_column, label_column) if c not in schema.names]
+        missing = [c for c in (image_column, label_column) if c is not None and c not in schema.names]
         if missing:
             raise ValueError(f"{file}: no column {missing[0]!r} (columns: {schema.names})")
-        if index == 0:
-            classes = _class_names(schema, root, label_column)
-        file_labels = (_read_part(file, -1, [label_column]) if groups == [-1]
-                       else pq.ParquetFile(file).read(columns=[label_column])).column(label_column)
-        values += file_labels.to_pylist()
+        if label_column is None:
+            values += [-1] * sum(sizes)
+        else:
+            if index == 0:
+                classes = _class_names(schema, root, label_column)
+            file_labels = (_read_part(file, -1, [label_column]) if groups == [-1]
+                           else pq.ParquetFile(file).read(columns=[label_column])).column(label_column)
+            values += file_labels.to_pylist()
         for group, size in zip(groups, sizes):
             parts.append((index, group))
             starts.append(starts[-1] + size)
@@ -230,9 +236,10 @@ def huggingface_samples(path: str | os.PathLike | Sequence[str | os.PathLike], i
 
 
 def convert_huggingface(src: str | os.PathLike | Sequence[str | os.PathLike], dst: str | os.PathLike, *,
-                        image_column: str = "image", label_column: str = "label", split: str | None = None,
+                        image_column: str = "image", label_column: str | None = "label", split: str | None = None,
                         **write_options: Any) -> WriteReport:
-    """Convert a Hugging Face dataset into one dataset file; options are those of ``write_dataset``.
+    """Convert a Hugging Face dataset into one dataset file; options are those of ``write_dataset``
+    (``label_column=None``: an unlabelled dataset, every label -1).
 
     The schema's description records ``{"source": "huggingface", "split": ..., "classes": [...] or None}``.
     """
