@@ -1,6 +1,9 @@
-"""What is in a dataset file, before training on it: counts, storage, resolutions, bytes, settings, advice.
+"""What is in a dataset, before training on it: counts, storage, resolutions, bytes, settings, advice.
 
-:func:`dataset_info` reads only the header, schema and index (the reader verifies their checksums on open;
+A dataset is one ``.fssl`` file or several (a ``.fsslm`` manifest, :mod:`fastssl_loader.multi_reader`): the
+summary then covers every file, with bytes, storage counts and skipped samples summed over them and a warning
+when the files were written with different settings. :func:`dataset_info` reads only the header, schema and
+index (the reader verifies their checksums on open;
 sample payloads carry no checksum), so it takes milliseconds for any file size. :func:`verify_samples`
 decodes every sample, in threads (the JPEG decoder releases the GIL), and returns the ones that fail.
 """
@@ -16,7 +19,10 @@ from tqdm import tqdm
 
 from .errors import CorruptSampleError
 from .format import STORAGE_JPEG, STORAGE_RAW
+from .multi_reader import MultiDatasetReader, open_dataset
 from .reader import DatasetReader
+
+Dataset = DatasetReader | MultiDatasetReader
 
 #: upper edges of the long-side histogram bins (pixels); the last bin holds everything above
 LONG_SIDE_EDGES = (32, 64, 128, 256, 512, 1024, 2048)
@@ -31,11 +37,12 @@ _VERIFY_CHUNK = 64
 
 @dataclass
 class DatasetInfo:
-    """Summary of one dataset file; ``asdict`` of it is the ``--json`` output of ``fastssl info``."""
+    """Summary of a dataset; ``asdict`` of it is the ``--json`` output of ``fastssl info``."""
 
-    path: str
+    path: str  # the file, or the manifest of several
+    files: list[str]  # the dataset files (one for a single file)
     num_samples: int
-    file_bytes: int
+    file_bytes: int  # summed over the files
     checksums: str  # what the reader verified on open
     format_version: int
     writer: str
@@ -59,9 +66,11 @@ class DatasetInfo:
         return asdict(self)
 
 
-def dataset_info(path_or_reader: str | os.PathLike | DatasetReader) -> DatasetInfo:
-    """Summarise a dataset file (DatasetFormatError if its header, schema or index is invalid)."""
-    reader = path_or_reader if isinstance(path_or_reader, DatasetReader) else DatasetReader(path_or_reader)
+def dataset_info(dataset: str | os.PathLike | Dataset) -> DatasetInfo:
+    """Summarise a dataset file, or several through a manifest (DatasetFormatError if a header, schema or index
+    is invalid)."""
+    reader = open_dataset(dataset)
+    files = reader.readers if isinstance(reader, MultiDatasetReader) else [reader]
     schema = reader.schema
     image = schema.get("image") or {}
     description = schema.get("description")
@@ -70,12 +79,18 @@ def dataset_info(path_or_reader: str | os.PathLike | DatasetReader) -> DatasetIn
               else description)
     long_side = np.maximum(reader.heights, reader.widths)
     is_jpeg = reader.storage == STORAGE_JPEG
-    storage, warnings = _storage(reader, image.get("storage_counts"))
+    storage, warnings = _storage(reader, _summed_storage_counts(files))
+    settings = [{k: (f.schema.get("image") or {}).get(k) for k in ("mode", "max_resolution", "jpeg_quality")}
+                for f in files]
+    if any(other != settings[0] for other in settings[1:]):
+        warnings.append("the files were written with different settings: " + "; ".join(
+            f"{os.path.basename(f.path)} {other}" for f, other in zip(files, settings) if other != settings[0]))
     info = DatasetInfo(
-        path=reader.path, num_samples=len(reader), file_bytes=os.path.getsize(reader.path),
+        path=reader.path, files=[f.path for f in files], num_samples=len(reader),
+        file_bytes=sum(os.path.getsize(f.path) for f in files),
         checksums="header, schema and index checksums verified on open",
         format_version=int(schema.get("version", 0)), writer=str(schema.get("writer", "unknown")),
-        settings={k: image.get(k) for k in ("mode", "max_resolution", "jpeg_quality")},
+        settings=settings[0],
         storage=storage,
         num_labels=int(len(np.unique(reader.labels))),
         label_range=(int(reader.labels.min()), int(reader.labels.max())),
@@ -86,14 +101,22 @@ def dataset_info(path_or_reader: str | os.PathLike | DatasetReader) -> DatasetIn
         jpeg_bytes_per_pixel=(float((reader.sizes[is_jpeg] / (reader.heights * reader.widths)[is_jpeg]).mean())
                               if is_jpeg.any() else None),
         extra_fields=[e["name"] for e in schema.get("extra_fields", [])],
-        skipped_at_write=len(schema.get("skipped", [])),
+        skipped_at_write=sum(len(f.schema.get("skipped", [])) for f in files),
         warnings=warnings,
     )
     info.advice = _advice(reader, long_side, is_jpeg)
     return info
 
 
-def _storage(reader: DatasetReader, recorded: Any) -> tuple[dict[str, int], list[str]]:
+def _summed_storage_counts(files: list[DatasetReader]) -> dict[str, int] | None:
+    """The writers' raw / jpeg / passthrough counts summed over the files (None when a file records none)."""
+    recorded = [(f.schema.get("image") or {}).get("storage_counts") for f in files]
+    if not all(isinstance(counts, dict) for counts in recorded):
+        return None
+    return {k: sum(int(counts.get(k, 0)) for counts in recorded) for k in ("raw", "jpeg", "passthrough")}
+
+
+def _storage(reader: Dataset, recorded: Any) -> tuple[dict[str, int], list[str]]:
     """Storage counts: the writer's raw / jpeg / passthrough split, checked against the index's raw / JPEG."""
     raw, jpeg = int((reader.storage == STORAGE_RAW).sum()), int((reader.storage == STORAGE_JPEG).sum())
     if not isinstance(recorded, dict):
@@ -118,7 +141,7 @@ def _histogram(long_side: np.ndarray) -> dict[str, int]:
     return {labels[k]: int(counts[k]) for k in range(used[0], used[-1] + 1)}
 
 
-def _advice(reader: DatasetReader, long_side: np.ndarray, is_jpeg: np.ndarray) -> list[str]:
+def _advice(reader: Dataset, long_side: np.ndarray, is_jpeg: np.ndarray) -> list[str]:
     advice = []
     median = float(np.median(long_side))
     if median > BIG_LONG_SIDE:
@@ -132,11 +155,12 @@ def _advice(reader: DatasetReader, long_side: np.ndarray, is_jpeg: np.ndarray) -
     return advice
 
 
-def verify_samples(path_or_reader: str | os.PathLike | DatasetReader, *, num_threads: int | None = None,
+def verify_samples(dataset: str | os.PathLike | Dataset, *, num_threads: int | None = None,
                    progress: bool = True) -> list[tuple[int, str]]:
     """Decode every sample (in ``num_threads`` threads; None: one per core); returns (index, reason) of the
-    samples that cannot be decoded, in index order."""
-    reader = path_or_reader if isinstance(path_or_reader, DatasetReader) else DatasetReader(path_or_reader)
+    samples that cannot be decoded, in index order (indices of the whole dataset; with several files the reason
+    also says which file and which sample of it)."""
+    reader = open_dataset(dataset)
     if num_threads is None:
         from .loader import usable_cores  # imports torch: only when verifying
         num_threads = usable_cores()
@@ -150,21 +174,23 @@ def verify_samples(path_or_reader: str | os.PathLike | DatasetReader, *, num_thr
     return bad
 
 
-def _decode_chunk(reader: DatasetReader, indices: range) -> list[tuple[int, str]]:
+def _decode_chunk(reader: Dataset, indices: range) -> list[tuple[int, str]]:
     failures = []
     for i in indices:
         try:
             reader.image(i)
         except CorruptSampleError as exc:
-            failures.append((i, exc.reason))
+            where = f" ({reader.describe(i)})" if isinstance(reader, MultiDatasetReader) else ""
+            failures.append((i, exc.reason + where))
     return failures
 
 
 def format_info(info: DatasetInfo, bad: list[tuple[int, str]] | None = None) -> str:
     """Human-readable report of :func:`dataset_info` (and of :func:`verify_samples` when ``bad`` is given)."""
     s = info.settings
+    files = f" in {len(info.files)} files" if len(info.files) > 1 else ""
     lines = [
-        f"{info.path}: {info.num_samples} samples, {info.file_bytes / 1e6:.1f} MB "
+        f"{info.path}: {info.num_samples} samples, {info.file_bytes / 1e6:.1f} MB{files} "
         f"(format v{info.format_version}, written by {info.writer}); {info.checksums}",
         f"settings: mode {s['mode']}, max_resolution {s['max_resolution']}, jpeg_quality {s['jpeg_quality']}",
         "storage: " + ", ".join(f"{k} {v}" for k, v in info.storage.items()),

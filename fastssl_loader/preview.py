@@ -90,13 +90,14 @@ def describe_params(names: Sequence[str], row: np.ndarray) -> str:
 
 def preview_samples(path: str | os.PathLike, views: Any, n: int = 8, *, seed: int = 0, epoch: int = 0,
                     order: str = "random") -> list[PreviewSample]:
-    """The first batch (``n`` samples) the Loader yields for ``(seed, epoch)``, with boxes and captions."""
+    """The first batch (``n`` samples) the Loader yields for ``(seed, epoch)``, with boxes and captions
+    (``path``: a dataset file or a ``.fsslm`` manifest)."""
     import torch
 
     from .loader import Loader
-    from .reader import DatasetReader
+    from .multi_reader import open_dataset
 
-    reader = DatasetReader(path)
+    reader = open_dataset(path)
     loader = Loader(reader, batch_size=min(n, len(reader)), views=views, num_workers=1, order=order, seed=seed,
                     epoch=epoch, drop_last=False, dtype=torch.float32, return_indices=True, return_params=True)
     with loader:

@@ -84,3 +84,26 @@ def test_info_on_real_photos(imagenet_sample_dir, tmp_path):
     info = dataset_info(tmp_path / "in.fssl")
     assert info.storage["passthrough"] + info.storage["jpeg"] == info.num_samples == 1000
     assert info.num_labels == len(info.class_names) and info.jpeg_bytes_per_pixel > 0.1
+
+
+def test_info_and_verify_of_a_manifest(jpeg_dataset, tmp_path, capsys):
+    """A .fsslm manifest is summarised as one dataset: samples, bytes, storage and skipped summed over its files,
+    a warning when they were written with different settings; --verify gives whole-dataset indices and says
+    which file a bad sample is in."""
+    from fastssl_loader.multi_reader import write_manifest
+    source = [(natural_image(40 + k, 50, seed=k), k % 3) for k in range(10)]
+    parts = [tmp_path / "part0.fssl", tmp_path / "part1.fssl"]
+    write_dataset(parts[0], source, shard=(0, 2), mode="jpeg", jpeg_quality=90, num_workers=0, progress=False)
+    write_dataset(parts[1], source, shard=(1, 2), mode="jpeg", jpeg_quality=80, num_workers=0, progress=False)
+    write_manifest(tmp_path / "all.fsslm", parts)
+    info = dataset_info(tmp_path / "all.fsslm")
+    assert info.num_samples == 10 and info.files == [str(p) for p in parts]
+    assert info.file_bytes == sum(p.stat().st_size for p in parts)
+    assert info.storage == {"raw": 0, "jpeg": 10, "passthrough": 0} and info.label_range == (0, 2)
+    assert len(info.warnings) == 1 and "different settings" in info.warnings[0] and "part1.fssl" in info.warnings[0]
+    assert "10 samples" in format_info(info) and "in 2 files" in format_info(info)
+    corrupt = corrupt_copy(parts[1], tmp_path, [2])
+    write_manifest(tmp_path / "bad.fsslm", [parts[0], corrupt])
+    assert main(["info", str(tmp_path / "bad.fsslm"), "--verify", "--json", "--no-progress"]) == 1
+    [bad] = json.loads(capsys.readouterr().out)["verify"]["bad"]
+    assert bad["index"] == 5 + 2 and "corrupt.fssl (sample 2 of that file)" in bad["reason"]

@@ -1,6 +1,8 @@
 """fastssl_loader.preview and ``fastssl preview``: the tiles are the Loader's views, the PNG has the grid's size."""
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -95,3 +97,18 @@ def test_preview_command(jpeg_dataset, views_file, tmp_path, capsys):
     assert out.is_file() and "2 samples x 2 views" in capsys.readouterr().out
     assert main(["preview", str(jpeg_dataset), "--views", "nope", "--out", str(out)]) == 2
     assert "neither a preset" in capsys.readouterr().err
+
+
+def test_preview_of_a_manifest(jpeg_dataset, views_file, tmp_path):
+    """A manifest of two files previews like the Loader over both: the same indices, and each tile's stored
+    image is the multi-file reader's image of that index."""
+    from fastssl_loader.multi_reader import MultiDatasetReader, write_manifest
+    copy = shutil.copy(jpeg_dataset, tmp_path / "copy.fssl")
+    write_manifest(tmp_path / "two.fsslm", [jpeg_dataset, copy])
+    views = resolve_views(str(views_file))
+    samples = preview_samples(tmp_path / "two.fsslm", views, 4, seed=1, epoch=0)
+    _, indices, _ = first_batch(str(tmp_path / "two.fsslm"), views, 4, 1, 0, torch.float32)
+    assert [s.index for s in samples] == indices
+    reader = MultiDatasetReader([jpeg_dataset, copy])
+    for sample in samples:
+        np.testing.assert_array_equal(sample.image, reader.image(sample.index))

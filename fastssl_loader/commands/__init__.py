@@ -20,7 +20,7 @@ def command_modules() -> list[ModuleType]:
 
 def file_command(subparsers: argparse._SubParsersAction, name: str, help: str,
                  description: str) -> argparse.ArgumentParser:
-    """A sub-command that reads one dataset file, given as its first argument ``file``."""
+    """A sub-command that reads one dataset, given as its first argument ``file``."""
     parser = subparsers.add_parser(name, help=help, description=description)
-    parser.add_argument("file", help="dataset file (.fssl)")
+    parser.add_argument("file", help="dataset file (.fssl), or a manifest of several (.fsslm)")
     return parser

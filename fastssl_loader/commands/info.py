@@ -1,4 +1,5 @@
-"""``fastssl info FILE [--verify] [--json]``: what a dataset file holds, and whether every sample decodes."""
+"""``fastssl info FILE [--verify] [--json]``: what a dataset (file or manifest) holds, and whether every sample
+decodes."""
 from __future__ import annotations
 
 import argparse
@@ -8,10 +9,10 @@ import sys
 from . import file_command
 
 
-SUMMARY = "summarise a dataset file (samples, classes, storage, resolutions, bytes, settings)"
-DESCRIPTION = ("Summarise a dataset file: samples, labels and class names, storage mix (raw / JPEG / passthrough), "
-               "resolution histogram, bytes, writer settings, checksums, and advice. Exit code 0; 1 when --verify "
-               "finds bad samples; 2 when the file is not a valid dataset.")
+SUMMARY = "summarise a dataset file or manifest (samples, classes, storage, resolutions, bytes, settings)"
+DESCRIPTION = ("Summarise a dataset file (or the files of a .fsslm manifest): samples, labels and class names, "
+               "storage mix (raw / JPEG / passthrough), resolution histogram, bytes, writer settings, checksums, "
+               "and advice. Exit code 0; 1 when --verify finds bad samples; 2 when the file is not a valid dataset.")
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -27,9 +28,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..dataset_info import dataset_info, format_info, verify_samples
-    from ..reader import DatasetReader
+    from ..multi_reader import open_dataset
     try:
-        reader = DatasetReader(args.file)
+        reader = open_dataset(args.file)
     except ValueError as exc:  # DatasetFormatError: missing, truncated or damaged file, named in the message
         print(f"error: {exc}", file=sys.stderr)
         return 2
