@@ -92,6 +92,7 @@ class BatchBuilder:
             raise ValueError(f"BatchBuilder.build: {n} ids but the builder was made for batches of "
                              f"{len(self._params[0])}")
         reader = self.reader
+        reader.prefetch(ids)  # the batch's bytes start coming from disk while the parameters are drawn
         heights, widths = reader.heights[ids], reader.widths[ids]
         params = [p[:n] for p in self._params]
         for view, (plan, p) in enumerate(zip(self.plans, params)):

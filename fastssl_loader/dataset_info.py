@@ -176,6 +176,7 @@ def verify_samples(dataset: str | os.PathLike | Dataset, *, num_threads: int | N
 
 def _decode_chunk(reader: Dataset, indices: range) -> list[tuple[int, str]]:
     failures = []
+    reader.prefetch(np.arange(indices.start, indices.stop))  # the map does no read-ahead of its own
     for i in indices:
         try:
             reader.image(i)

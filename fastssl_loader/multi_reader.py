@@ -111,6 +111,12 @@ class MultiDatasetReader:
         reader, j = self.locate(i)
         return reader.payload(j)
 
+    def prefetch(self, ids: np.ndarray) -> None:
+        """:meth:`DatasetReader.prefetch` of each file's share of ``ids``."""
+        files = np.searchsorted(self.starts, ids, side="right") - 1
+        for k in np.unique(files).tolist():
+            self.readers[k].prefetch(ids[files == k] - self.starts[k])
+
     def describe(self, i: int) -> str:
         reader, j = self.locate(i)
         return f"{reader.path} (sample {j} of that file)"

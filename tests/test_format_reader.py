@@ -102,6 +102,31 @@ def test_threads_share_a_reader(auto_dataset):
         np.testing.assert_array_equal(img, expected[i])
 
 
+def _vm_flags(path: str) -> list[str]:
+    """VmFlags of every mapping of ``path`` in this process (Linux /proc/self/smaps)."""
+    flags, current = [], None
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        fields = line.split()
+        if "-" in fields[0] and len(fields) >= 5:  # a mapping's header line: its path is the last field
+            current = fields[-1] if len(fields) >= 6 else None
+        elif fields[0] == "VmFlags:" and current == path:
+            flags.append(fields[1:])
+    return flags
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="needs Linux /proc/self/smaps")
+def test_map_reads_no_more_than_asked_and_prefetch_leaves_the_data(jpeg_dataset):
+    """The map is advised random access (no read-around per page fault: the loader prefetches each batch's
+    samples instead); prefetch takes any ids, in any order, and changes no byte."""
+    r = DatasetReader(jpeg_dataset)
+    [flags] = _vm_flags(str(Path(jpeg_dataset).resolve()))
+    assert "rr" in flags  # VM_RAND_READ, set by madvise(MADV_RANDOM)
+    before = [r.encoded(i) for i in range(len(r))]
+    r.prefetch(np.array([len(r) - 1, 0, 5, 5], dtype=np.int64))
+    r.prefetch(np.array([], dtype=np.int64))
+    assert [r.encoded(i) for i in range(len(r))] == before
+
+
 def test_header_round_trip():
     header = fmt.Header(3, 128, 10, 138, 5, 143, 141, 7, 9)
     raw = header.pack()

@@ -12,6 +12,7 @@ from fastssl_loader import CorruptSampleError, DatasetFormatError, Loader, write
 from fastssl_loader.format import STORAGE_JPEG
 from fastssl_loader.multi_reader import MultiDatasetReader, open_dataset, read_manifest, write_manifest
 from fastssl_loader.order import ORDERS
+from tests.conftest import natural_image
 from fastssl_loader.reader import DatasetReader
 from fastssl_loader.sources.imagefolder import list_samples
 from tests.test_loader_resume import BIG, SMALL  # the same views: compiled once per test run
@@ -149,3 +150,18 @@ def test_a_corrupt_sample_is_named_by_its_file(converted, tmp_path):
     loader = Loader(multi, 5, [BIG, SMALL], num_workers=1, order="sequential", drop_last=False)
     with pytest.raises(CorruptSampleError, match=rf"sample {index} in .*part-1.fssl \(sample 2 of that file\)"):
         list(loader)
+
+
+def test_prefetch_reaches_every_file(tmp_path):
+    """MultiDatasetReader.prefetch hands each file its own share of the ids, in that file's numbering."""
+    paths = []
+    for k in range(3):
+        paths.append(tmp_path / f"f{k}.fssl")
+        write_dataset(paths[-1], [(natural_image(20, 24, seed=10 * k + j), j) for j in range(4 + k)], mode="jpeg",
+                      num_workers=0, progress=False)
+    multi = MultiDatasetReader(paths)
+    asked: list[tuple[int, list[int]]] = []
+    for k, reader in enumerate(multi.readers):
+        reader.prefetch = lambda ids, k=k: asked.append((k, ids.tolist()))
+    multi.prefetch(np.array([12, 0, 5, 4, 9], dtype=np.int64))
+    assert sorted(asked) == [(0, [0]), (1, [1, 0]), (2, [3, 0])]
