@@ -115,7 +115,9 @@ def write_dataset(
     """Convert ``samples`` into one dataset file at ``path``.
 
     ``samples[i]`` returns ``(image, label)`` or, with ``extra_fields``, ``(image, label, {name: value})``;
-    ``image`` is a PIL image, an H x W[ x C] uint8/uint16 array, a file path or encoded bytes.
+    ``image`` is a PIL image, an H x W[ x C] uint8/uint16 array, a file path or encoded bytes. A ``samples``
+    with a ``name(i)`` method (the sources' samples have one: ``shard-000003.tar: sample 'key'``) is asked where
+    a bad image that is not a file comes from, so errors and skip reasons name it.
     ``mode``: ``auto`` (default), ``raw``, ``jpeg`` or ``passthrough`` (see the module docstring). ``auto``
     stores images of at most 64 x 64 pixels raw and passes source JPEGs through untouched, except those of more
     than ``reencode.REENCODE_MIN_PIXELS`` pixels that are progressive or above
@@ -164,8 +166,9 @@ def write_dataset(
     return WriteReport(str(path), written, skipped, path.stat().st_size, time.perf_counter() - start, counts)
 
 
-def encode_sample(item: Any, index: int, settings: _Settings) -> _Encoded:
-    """Normalise and encode one ``(image, label[, extras])`` item; ValueError naming the sample if bad."""
+def encode_sample(item: Any, index: int, settings: _Settings, source: str | None = None) -> _Encoded:
+    """Normalise and encode one ``(image, label[, extras])`` item; ValueError naming the sample if bad (by
+    ``source``, where the sample comes from, when the image is not a file)."""
     if not isinstance(item, (tuple, list)) or len(item) not in (2, 3):
         raise ValueError(f"sample {index}: expected (image, label) or (image, label, extras), got {type(item)}")
     image, label = item[0], item[1]
@@ -176,7 +179,7 @@ def encode_sample(item: Any, index: int, settings: _Settings) -> _Encoded:
     if not -2**63 <= label < 2**63:
         raise ValueError(f"sample {index}: label {label} does not fit int64")
     extras = _extras(item[2] if len(item) == 3 else None, index, settings)
-    name = os.fspath(image) if isinstance(image, (str, os.PathLike)) else f"sample {index}"
+    name = os.fspath(image) if isinstance(image, (str, os.PathLike)) else source or f"sample {index}"
     mr = settings.max_resolution
     data = read_encoded(image, name=name)
     if data is not None and settings.mode in ("passthrough", "auto"):
@@ -290,7 +293,7 @@ def _encode_index(samples: Sequence[Any], settings: _Settings, i: int) -> _Encod
             raise
         return f"samples[{i}] raised {type(exc).__name__}: {exc}"
     try:
-        return encode_sample(item, i, settings)
+        return encode_sample(item, i, settings, samples.name(i) if callable(getattr(samples, "name", None)) else None)
     except Exception as exc:  # noqa: BLE001 - a bad sample must not kill a skipping conversion
         reason = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
         if settings.on_error == "raise":

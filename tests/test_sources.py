@@ -189,6 +189,22 @@ def test_webdataset_bad_shards(tmp_path, jpeg_files):
     assert samples[1] == (jpeg_files[0][1], 2)
 
 
+def test_undecodable_member_is_named_by_shard_and_key(tmp_path, jpeg_files):
+    """An image member that is not a readable image is named by shard and key in the error and in the skip
+    reason (the writer asks the samples where sample i comes from)."""
+    with tarfile.open(tmp_path / "mixed-0.tar", "w") as tar:
+        add_member(tar, "good.jpg", jpeg_files[0][1])
+        add_member(tar, "good.cls", b"0")
+        add_member(tar, "broken.jpg", jpeg_files[1][1][:40])  # a JPEG cut after its first bytes
+        add_member(tar, "broken.cls", b"1")
+    with pytest.raises(ValueError, match=r"cannot write sample 1: .*mixed-0.tar: sample 'broken': truncated JPEG"):
+        convert_webdataset(tmp_path / "mixed-0.tar", tmp_path / "a.fssl", num_workers=0, progress=False)
+    report = convert_webdataset(tmp_path / "mixed-0.tar", tmp_path / "b.fssl", on_error="skip", num_workers=0,
+                                progress=False)
+    [(index, reason)] = report.skipped
+    assert index == 1 and "mixed-0.tar: sample 'broken'" in reason and report.written == 1
+
+
 def test_source_speed_layouts_hold_the_same_samples(tmp_path, jpeg_files):
     """benches/source_speed compares sources on equal terms: every layout yields the folder's bytes and labels."""
     from benches.source_speed import build_layouts
