@@ -111,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "(also the kNN bank)")
     g.add_argument("--limit-eval", type=int, default=None, help="use a fixed random subset of N images per eval set")
     g.add_argument("--workers", type=int, default=None, help="loader workers (default: usable cores)")
+    g.add_argument("--jpeg-fast-idct", action="store_true", help="fastssl loader: decode JPEGs with libjpeg-turbo's "
+                   "fast integer IDCT (faster, pixels within a few levels; see the README)")
     g = p.add_argument_group("views")
     g.add_argument("--views", default=None, choices=("simclr", "byol", "vicreg", "barlow", "dino", "sslight"),
                    help="augmentation preset (default: the method's own)")

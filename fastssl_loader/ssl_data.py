@@ -77,7 +77,8 @@ def build_loader(args: argparse.Namespace, src: Path, limit: int | None, views: 
     from fastssl_loader import Loader
     return Loader(str(cached_fssl(src, limit, args)), batch_size=batch, views=views, num_workers=workers,
                   order="random" if train else "sequential", seed=args.seed, drop_last=train,
-                  distributed=train and world > 1, device=str(device), channels_last=device.type == "cuda")
+                  distributed=train and world > 1, device=str(device), channels_last=device.type == "cuda",
+                  jpeg_fast_idct=getattr(args, "jpeg_fast_idct", False))
 
 
 def prepare_sources(args: argparse.Namespace, rank: int) -> tuple[Path, list[tuple[str, Path]]]:

@@ -212,3 +212,18 @@ def test_bad_input_errors_name_the_problem(data: Path, tmp_path: Path):
         run(data, tmp_path / "y", "--batch-size", "128")
     with pytest.raises(FileNotFoundError, match="nope.pt"):
         run(data, tmp_path / "z", "--resume", str(tmp_path / "nope.pt"))
+
+
+def test_jpeg_fast_idct_flag_reaches_the_loader(data: Path, tmp_path: Path):
+    """--jpeg-fast-idct builds the fastssl training loader with the fast IDCT (default: the accurate one)."""
+    from fastssl_loader.ops import RandomResizedCrop
+    from fastssl_loader.ssl_data import build_loader
+    from fastssl_loader.writer import write_dataset
+    source = tmp_path / "one.fssl"
+    write_dataset(source, [(np.full((40, 40, 3), 90, np.uint8), 0)] * 4, mode="jpeg", num_workers=0, progress=False)
+    for extra, expected in (([], False), (["--jpeg-fast-idct"], True)):
+        args = tr.parse_args(["--data", str(data), "--out", str(tmp_path / "o"), "--cache-dir", str(tmp_path / "c"),
+                              "--batch-size", "2", "--workers", "1", *extra])
+        loader = build_loader(args, source, None, [[RandomResizedCrop(16)]], True, torch.device("cpu"))
+        assert loader.jpeg_fast_idct is expected
+        loader.close()
