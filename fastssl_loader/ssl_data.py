@@ -78,7 +78,7 @@ def build_loader(args: argparse.Namespace, src: Path, limit: int | None, views: 
     return Loader(str(cached_fssl(src, limit, args)), batch_size=batch, views=views, num_workers=workers,
                   order="random" if train else "sequential", seed=args.seed, drop_last=train,
                   distributed=train and world > 1, device=str(device), channels_last=device.type == "cuda",
-                  jpeg_fast_idct=getattr(args, "jpeg_fast_idct", False))
+                  jpeg_fast_idct=args.jpeg_fast_idct)
 
 
 def prepare_sources(args: argparse.Namespace, rank: int) -> tuple[Path, list[tuple[str, Path]]]:
