@@ -166,9 +166,8 @@ def write_dataset(
     return WriteReport(str(path), written, skipped, path.stat().st_size, time.perf_counter() - start, counts)
 
 
-def encode_sample(item: Any, index: int, settings: _Settings, source: str | None = None) -> _Encoded:
-    """Normalise and encode one ``(image, label[, extras])`` item; ValueError naming the sample if bad (by
-    ``source``, where the sample comes from, when the image is not a file)."""
+def encode_sample(item: Any, index: int, settings: _Settings) -> _Encoded:
+    """Normalise and encode one ``(image, label[, extras])`` item; ValueError naming the sample if bad."""
     if not isinstance(item, (tuple, list)) or len(item) not in (2, 3):
         raise ValueError(f"sample {index}: expected (image, label) or (image, label, extras), got {type(item)}")
     image, label = item[0], item[1]
@@ -179,7 +178,7 @@ def encode_sample(item: Any, index: int, settings: _Settings, source: str | None
     if not -2**63 <= label < 2**63:
         raise ValueError(f"sample {index}: label {label} does not fit int64")
     extras = _extras(item[2] if len(item) == 3 else None, index, settings)
-    name = os.fspath(image) if isinstance(image, (str, os.PathLike)) else source or f"sample {index}"
+    name = os.fspath(image) if isinstance(image, (str, os.PathLike)) else f"sample {index}"
     mr = settings.max_resolution
     data = read_encoded(image, name=name)
     if data is not None and settings.mode in ("passthrough", "auto"):
@@ -293,9 +292,11 @@ def _encode_index(samples: Sequence[Any], settings: _Settings, i: int) -> _Encod
             raise
         return f"samples[{i}] raised {type(exc).__name__}: {exc}"
     try:
-        return encode_sample(item, i, settings, samples.name(i) if callable(getattr(samples, "name", None)) else None)
+        return encode_sample(item, i, settings)
     except Exception as exc:  # noqa: BLE001 - a bad sample must not kill a skipping conversion
         reason = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, SourceImageError) and exc.name == f"sample {i}" and callable(getattr(samples, "name", None)):
+            reason = f"{samples.name(i)}: {exc.reason}"  # asked only on failure: finding it may cost a search
         if settings.on_error == "raise":
             raise ValueError(f"cannot write sample {i}: {reason}") from exc
         return reason
