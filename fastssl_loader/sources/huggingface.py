@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -34,7 +35,7 @@ import numpy as np
 
 from fastssl_loader.writer import WriteReport, write_dataset
 
-from .labels import encode_labels
+from .labels import ScannedSamples, encode_labels
 
 
 def _pyarrow() -> tuple[Any, Any]:
@@ -47,22 +48,17 @@ def _pyarrow() -> tuple[Any, Any]:
     return pyarrow, pyarrow.parquet
 
 
-class HuggingFaceSamples:
-    """``(image, label)`` samples of Hugging Face Arrow/Parquet files; see the module docstring."""
+@dataclass
+class HuggingFaceSamples(ScannedSamples):
+    """``(image, label)`` samples of Hugging Face Arrow/Parquet files (a null label is the sample's problem);
+    see the module docstring."""
 
-    def __init__(self, files: list[str], root: str, image_column: str, starts: np.ndarray,
-                 parts: list[tuple[int, int]], labels: list[int | None]) -> None:
-        self.files = files  # .arrow (IPC stream) or .parquet
-        self.root = root  # folder that relative image paths are resolved against
-        self.image_column = image_column
-        self.starts = starts  # first sample of each part, plus the total at the end
-        self.parts = parts  # (file index, parquet row group or -1 for a whole Arrow file)
-        self.labels = np.array([-1 if v is None else v for v in labels], dtype=np.int64)
-        self.missing_labels = {i for i, v in enumerate(labels) if v is None}
-        self._cache: tuple[int, Any] | None = None
-
-    def __len__(self) -> int:
-        return int(self.starts[-1])
+    files: list[str]  # .arrow (IPC stream) or .parquet
+    root: str  # folder that relative image paths are resolved against
+    image_column: str
+    starts: np.ndarray  # first sample of each part, plus the total at the end
+    parts: list[tuple[int, int]]  # (file index, parquet row group or -1 for a whole Arrow file)
+    _cache: tuple[int, Any] | None = field(default=None, init=False, repr=False)
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_cache": None}  # open files stay in their process
@@ -77,14 +73,11 @@ class HuggingFaceSamples:
         first_part = next(k for k, (f, _) in enumerate(self.parts) if f == file_index)
         return f"{self.files[file_index]}: row {i - int(self.starts[first_part])}"
 
-    def __getitem__(self, i: int) -> tuple[Any, int]:
+    def payload(self, i: int) -> Any:
         if not 0 <= i < len(self):
             raise IndexError(f"sample index {i} out of range for {len(self)} samples")
-        if i in self.missing_labels:
-            raise ValueError(f"{self.name(i)}: no label (null)")
         part, row = self._locate(i)
-        value = self._column(part)[row]
-        return self._image(value, i), int(self.labels[i])
+        return self._image(self._column(part)[row], i)
 
     def _column(self, part: int) -> Any:
         """The image column of one part, cached: Arrow files are mapped, Parquet row groups read."""
@@ -231,7 +224,9 @@ def huggingface_samples(path: str | os.PathLike | Sequence[str | os.PathLike], i
         labels = values
     else:
         labels, classes = encode_labels(values)
-    samples = HuggingFaceSamples(files, root, image_column, np.array(starts, dtype=np.int64), parts, labels)
+    problems = {i: "no label (null)" for i, v in enumerate(labels) if v is None}
+    samples = HuggingFaceSamples(labels, problems, files=files, root=root, image_column=image_column,
+                                 starts=np.array(starts, dtype=np.int64), parts=parts)
     return samples, classes
 
 

@@ -10,7 +10,7 @@ Given the label values of a dataset (ints, or text such as a ``.cls`` member or 
 
 Missing values stay None: the source reports that sample as unreadable (``on_error`` decides);
 :class:`ScannedSamples` is that reporting, shared by the sources that scan a listing (list-file rows, tar
-members).
+members, Arrow/Parquet rows).
 """
 from __future__ import annotations
 
