@@ -72,16 +72,15 @@ def dataset_info(dataset: str | os.PathLike | Dataset) -> DatasetInfo:
     reader = open_dataset(dataset)
     files = reader.readers if isinstance(reader, MultiDatasetReader) else [reader]
     schema = reader.schema
-    image = schema.get("image") or {}
+    images = [f.schema.get("image") or {} for f in files]  # each file's writer settings and storage counts
     description = schema.get("description")
     class_names = description.get("classes") if isinstance(description, dict) else None
     source = ({k: v for k, v in description.items() if k != "classes"} if isinstance(description, dict)
               else description)
     long_side = np.maximum(reader.heights, reader.widths)
     is_jpeg = reader.storage == STORAGE_JPEG
-    storage, warnings = _storage(reader, _summed_storage_counts(files))
-    settings = [{k: (f.schema.get("image") or {}).get(k) for k in ("mode", "max_resolution", "jpeg_quality")}
-                for f in files]
+    storage, warnings = _storage(reader, _summed_storage_counts(images))
+    settings = [{k: image.get(k) for k in ("mode", "max_resolution", "jpeg_quality")} for image in images]
     if any(other != settings[0] for other in settings[1:]):
         warnings.append("the files were written with different settings: " + "; ".join(
             f"{os.path.basename(f.path)} {other}" for f, other in zip(files, settings) if other != settings[0]))
@@ -108,9 +107,10 @@ def dataset_info(dataset: str | os.PathLike | Dataset) -> DatasetInfo:
     return info
 
 
-def _summed_storage_counts(files: list[DatasetReader]) -> dict[str, int] | None:
-    """The writers' raw / jpeg / passthrough counts summed over the files (None when a file records none)."""
-    recorded = [(f.schema.get("image") or {}).get("storage_counts") for f in files]
+def _summed_storage_counts(images: list[dict[str, Any]]) -> dict[str, int] | None:
+    """The writers' raw / jpeg / passthrough counts summed over the files' ``image`` schemas (None when a file
+    records none)."""
+    recorded = [image.get("storage_counts") for image in images]
     if not all(isinstance(counts, dict) for counts in recorded):
         return None
     return {k: sum(int(counts.get(k, 0)) for counts in recorded) for k in ("raw", "jpeg", "passthrough")}

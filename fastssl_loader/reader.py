@@ -173,8 +173,9 @@ class DatasetReader:
         bytes arrive in a few large reads that overlap the decoding."""
         if not hasattr(mmap, "MADV_WILLNEED"):
             return
-        starts = self.offsets[ids] // mmap.PAGESIZE * mmap.PAGESIZE
-        ends = self.offsets[ids] + self.sizes[ids]
+        offsets = self.offsets[ids]
+        starts = offsets // mmap.PAGESIZE * mmap.PAGESIZE
+        ends = offsets + self.sizes[ids]
         for start, end in zip(starts.tolist(), ends.tolist()):
             self._map.madvise(mmap.MADV_WILLNEED, start, end - start)
 
