@@ -12,8 +12,9 @@ the same way for reference.
 
 ``--rev A --rev B`` times each git revision's ``fastssl_loader`` in its own single-threaded process (see
 :mod:`benches.revisions`), keeping each figure's minimum over ``--rounds`` alternating rounds, and prints
-the ratio of the first revision's time to the others'. ``WORKTREE`` (the default) is the working tree. Every revision must have ``jitter_kernel``, ``grayscale_kernel``, ``solarize_image`` and
-``blur_image`` (true since the ops were written).
+the ratio of the first revision's time to the others'. ``WORKTREE`` (the default) is the working tree. Every
+revision must have ``jitter_kernel``, ``grayscale_kernel``, ``solarize_image`` and ``blur_image`` (true since
+the ops were written).
 
 Run: ``python -m benches.op_costs [--rev 682adc4 --rev WORKTREE] [--repeats N] [--rounds R]
 [--out bench_results/op_costs.json]``

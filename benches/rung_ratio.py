@@ -10,10 +10,10 @@ Each revision's ``fastssl_loader`` (``WORKTREE`` = the working tree) runs in its
 :mod:`benches.revisions`); revisions alternate over ``--rounds`` rounds, and each figure keeps its best round.
 Three figures per rung: wall-clock images/s, the process CPU time per image and the minor page faults per image
 (were the kernels' temporaries mapped afresh per image, each 4 KiB page would fault; in the steady state glibc
-reuses them and the figure is about 0). On a machine shared with other
-work the wall-clock rates swing with the load (rung 1 of two identical revisions can differ by 20%); the CPU
-time per image does not, and its ratio (rung 1 / rung 5) is the rate ratio the loader reaches when it has its
-cores to itself (its threads are busy all the time: decode and kernels, no I/O waits on a cached file).
+reuses them and the figure is about 0). On a machine shared with other work the wall-clock rates swing with
+the load (rung 1 of two identical revisions can differ by 20%); the CPU time per image does not, and its ratio
+(rung 1 / rung 5) is the rate ratio the loader reaches when it has its cores to itself (its threads are busy
+all the time: decode and kernels, no I/O waits on a cached file).
 
 Run: ``python -m benches.rung_ratio [--rev 682adc4 --rev WORKTREE] [--epochs 3] [--rounds 2]
 [--out bench_results/rung_ratio.json]``

@@ -8,10 +8,10 @@ image set when absent), parameters drawn once with seed 0, so every revision ren
 
 Timing: one ``apply`` call renders all images; the minimum thread CPU time over ``--repeats`` calls, divided
 by the number of images, is reported (on a shared machine CPU time is steadier than wall time; the wall-time
-median is saved too). ``--rev A --rev B`` measures each git revision's ``fastssl_loader`` in its own process (see
-:mod:`benches.revisions`), keeping each figure's minimum over ``--rounds`` alternating rounds, then prints the
-ratios against the first revision. ``WORKTREE`` (the default)
-is the working tree. Compilation (or cache loading) happens before timing.
+median is saved too). ``--rev A --rev B`` measures each git revision's ``fastssl_loader`` in its own process
+(see :mod:`benches.revisions`), keeping each figure's minimum over ``--rounds`` alternating rounds, then prints
+the ratios against the first revision. ``WORKTREE`` (the default) is the working tree. Compilation (or cache
+loading) happens before timing.
 
 Run: ``python -m benches.view_costs [--rev HEAD~1 --rev WORKTREE] [--images 64] [--repeats 7]
 [--rounds 2] [--out bench_results/view_costs.json]``

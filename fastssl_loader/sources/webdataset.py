@@ -140,8 +140,9 @@ def webdataset_samples(shards: str | os.PathLike | Sequence[str | os.PathLike], 
     if not keys:
         raise ValueError(f"no samples in the shards {paths[0]}{' ...' if len(paths) > 1 else ''}")
     label_values, classes = encode_labels(values)
-    samples = WebDatasetSamples(label_values, problems, shards=paths, shard_of=np.array(shard_of, dtype=np.int32), keys=keys,
-                                offsets=np.array(offsets, dtype=np.int64), sizes=np.array(sizes, dtype=np.int64))
+    samples = WebDatasetSamples(label_values, problems, shards=paths, shard_of=np.array(shard_of, dtype=np.int32),
+                                keys=keys, offsets=np.array(offsets, dtype=np.int64),
+                                sizes=np.array(sizes, dtype=np.int64))
     return samples, classes
 
 
