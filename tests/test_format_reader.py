@@ -102,16 +102,17 @@ def test_threads_share_a_reader(auto_dataset):
         np.testing.assert_array_equal(img, expected[i])
 
 
-def _vm_flags(path: str) -> list[str]:
-    """VmFlags of every mapping of ``path`` in this process (Linux /proc/self/smaps)."""
-    flags, current = [], None
+def _vm_flags(address: int) -> list[str]:
+    """VmFlags of this process's mapping that holds ``address`` (Linux /proc/self/smaps)."""
+    inside = False
     for line in Path("/proc/self/smaps").read_text().splitlines():
         fields = line.split()
-        if "-" in fields[0] and len(fields) >= 5:  # a mapping's header line: its path is the last field
-            current = fields[-1] if len(fields) >= 6 else None
-        elif fields[0] == "VmFlags:" and current == path:
-            flags.append(fields[1:])
-    return flags
+        if "-" in fields[0] and len(fields) >= 5:  # a mapping's header line: "start-end perms offset dev inode path"
+            start, end = (int(x, 16) for x in fields[0].split("-"))
+            inside = start <= address < end
+        elif fields[0] == "VmFlags:" and inside:
+            return fields[1:]
+    raise AssertionError(f"no mapping holds address {address:#x}")
 
 
 @pytest.mark.skipif(not Path("/proc/self/smaps").exists(), reason="needs Linux /proc/self/smaps")
@@ -119,8 +120,7 @@ def test_map_reads_no_more_than_asked_and_prefetch_leaves_the_data(jpeg_dataset)
     """The map is advised random access (no read-around per page fault: the loader prefetches each batch's
     samples instead); prefetch takes any ids, in any order, and changes no byte."""
     r = DatasetReader(jpeg_dataset)
-    [flags] = _vm_flags(str(Path(jpeg_dataset).resolve()))
-    assert "rr" in flags  # VM_RAND_READ, set by madvise(MADV_RANDOM)
+    assert "rr" in _vm_flags(r.data.ctypes.data)  # VM_RAND_READ, set by madvise(MADV_RANDOM) on this reader's map
     before = [r.encoded(i) for i in range(len(r))]
     r.prefetch(np.array([len(r) - 1, 0, 5, 5], dtype=np.int64))
     r.prefetch(np.array([], dtype=np.int64))
