@@ -98,10 +98,12 @@ def best_of_rounds(revs: list[str], rounds: int, measure: Callable[[Path], dict]
 
 
 def _better(old: Any, new: Any, higher_is_better: tuple[str, ...], key: str = "") -> Any:
-    """``new`` merged into ``old`` figure by figure, keeping the better of each."""
+    """``new`` merged into ``old`` figure by figure, keeping the better of each (and every figure only one has)."""
     if isinstance(new, dict):
-        return {k: _better(old.get(k), v, higher_is_better, k) if isinstance(old, dict) else v
-                for k, v in new.items()}
+        merged = dict(old) if isinstance(old, dict) else {}
+        for k, v in new.items():
+            merged[k] = _better(merged.get(k), v, higher_is_better, k)
+        return merged
     if old is None or not isinstance(new, (int, float)):
         return new
     return max(old, new) if key in higher_is_better else min(old, new)

@@ -610,3 +610,14 @@ def test_multi_file_speed_smoke_run(tiny_imagefolder, tmp_path, capsys):
     assert json.loads(out.read_text())["ratio_files_over_one"] == result["ratio_files_over_one"] > 0
     assert len(list((tmp_path / "work").rglob("part-*-of-3.fssl"))) == 3
     assert "3 files / one file" in capsys.readouterr().out
+
+
+def test_best_of_rounds_keeps_each_figures_best_round(capsys):
+    """benches.revisions: per figure, nested at any depth, the lowest value over the rounds, except rates
+    (``higher_is_better``), the highest; a figure a round lacks keeps its best so far."""
+    from benches.revisions import WORKTREE, best_of_rounds
+    rounds = iter([{"1": {"images_per_s": 900.0, "cpu_us_per_image": 2000.0}, "open_ms": 70.0},
+                   {"1": {"images_per_s": 1000.0, "cpu_us_per_image": 2100.0}, "open_ms": 65.0},
+                   {"1": {"images_per_s": 950.0, "cpu_us_per_image": 1900.0}}])
+    best = best_of_rounds([WORKTREE], 3, lambda root: next(rounds), higher_is_better=("images_per_s",))
+    assert best == {WORKTREE: {"1": {"images_per_s": 1000.0, "cpu_us_per_image": 1900.0}, "open_ms": 65.0}}
