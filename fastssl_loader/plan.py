@@ -13,8 +13,8 @@ schedule never recompiles.
 Disk cache: each driver's source is written to ``$FASTSSL_LOADER_CACHE/plans`` (default
 ``~/.cache/fastssl_loader/plans``) as ``fastssl_plan_<sample_all|apply_all>_<key>.py``, where the key hashes
 everything the driver is compiled from: its text, every attribute of every op (``vars(op)``, private ones
-included), and, for every jitted function the driver reaches, the source of its module and its closure values.
-Only the first process on a machine pays the compilation (seconds per view); later ones load it. Numba's own
+included), and, for every jitted function (or intrinsic) the driver reaches, the source of its module and its
+closure values. Only the first process on a machine pays the compilation (seconds per view); later ones load it. Numba's own
 per-function cache only watches the function's own file, so functions whose dependencies changed are flushed
 before use (:func:`_refresh_stale_callees`): an edited helper module never runs stale. Without a writable
 cache folder, plans compile in memory (one warning per process).
@@ -50,6 +50,7 @@ import numba as nb
 import numpy as np
 from numba.core.caching import Cache
 from numba.core.dispatcher import Dispatcher
+from numba.core.extending import _Intrinsic
 
 from . import rng
 from .ops.base import GeometryOp, Op, PixelOp
@@ -173,37 +174,47 @@ def _code_names(code: types.CodeType) -> set[str]:
     return names
 
 
-def _callees(dispatcher: Dispatcher) -> list[Dispatcher]:
-    """The jitted functions ``dispatcher`` calls directly: globals, ``module.function`` and closure cells."""
+def _python_function(compiled: Dispatcher | _Intrinsic) -> types.FunctionType:
+    """The Python function a jitted function or an intrinsic (its code generator's typing function) is made from."""
+    return compiled.py_func if isinstance(compiled, Dispatcher) else compiled._defn
+
+
+def _callees(dispatcher: Dispatcher) -> list[Dispatcher | _Intrinsic]:
+    """The jitted functions and intrinsics ``dispatcher`` calls directly: globals, ``module.function`` and
+    closure cells."""
     func = dispatcher.py_func
     names = _code_names(func.__code__)
+    compiled = (Dispatcher, _Intrinsic)
     found = []
     for name in names:
         value = func.__globals__.get(name)
         if isinstance(value, types.ModuleType):
-            found += [getattr(value, attr) for attr in names if isinstance(getattr(value, attr, None), Dispatcher)]
-        elif isinstance(value, Dispatcher):
+            found += [getattr(value, attr) for attr in names if isinstance(getattr(value, attr, None), compiled)]
+        elif isinstance(value, compiled):
             found.append(value)
-    found += [c.cell_contents for c in func.__closure__ or () if isinstance(c.cell_contents, Dispatcher)]
+    found += [c.cell_contents for c in func.__closure__ or () if isinstance(c.cell_contents, compiled)]
     return found
 
 
-def jitted_dependencies(roots: Sequence[object]) -> list[Dispatcher]:
-    """Every jitted function reachable from ``roots`` (themselves included), in a stable order."""
-    seen: dict[int, Dispatcher] = {}
+def jitted_dependencies(roots: Sequence[object]) -> list[Dispatcher | _Intrinsic]:
+    """Every jitted function and intrinsic reachable from ``roots`` (themselves included), in a stable order."""
+    seen: dict[int, Dispatcher | _Intrinsic] = {}
     stack = [f for f in roots if isinstance(f, Dispatcher)]
     while stack:
-        dispatcher = stack.pop()
-        if id(dispatcher) not in seen:
-            seen[id(dispatcher)] = dispatcher
-            stack += _callees(dispatcher)
-    return sorted(seen.values(), key=lambda d: (d.py_func.__module__, d.py_func.__qualname__, id(d)))
+        compiled = stack.pop()
+        if id(compiled) not in seen:
+            seen[id(compiled)] = compiled
+            if isinstance(compiled, Dispatcher):
+                stack += _callees(compiled)
+    return sorted(seen.values(), key=lambda d: (_python_function(d).__module__, _python_function(d).__qualname__,
+                                                id(d)))
 
 
-def _source_digest(dispatchers: Sequence[Dispatcher]) -> bytes:
-    """Hash of the source of every module defining one of these jitted functions (and of the compiler versions)."""
+def _source_digest(dispatchers: Sequence[Dispatcher | _Intrinsic]) -> bytes:
+    """Hash of the source of every module defining one of these jitted functions or intrinsics (and of the
+    compiler versions)."""
     digest = hashlib.sha256(f"numba {nb.__version__} numpy {np.__version__}".encode())
-    for path in sorted({inspect.getsourcefile(d.py_func) for d in dispatchers}):
+    for path in sorted({inspect.getsourcefile(_python_function(d)) for d in dispatchers}):
         digest.update(path.encode() + b"\0" + Path(path).read_bytes())
     return digest.digest()
 
@@ -216,8 +227,9 @@ def _cache_key(source: str, ops: Sequence[Op], functions: Sequence[object]) -> s
     dependencies = jitted_dependencies(functions)
     digest.update(_source_digest(dependencies))
     for d in dependencies:
-        digest.update(d.py_func.__qualname__.encode())
-        for cell in d.py_func.__closure__ or ():
+        func = _python_function(d)
+        digest.update(func.__qualname__.encode())
+        for cell in func.__closure__ or ():
             if not isinstance(cell.cell_contents, Dispatcher):
                 digest.update(_value_bytes(cell.cell_contents))
     return digest.hexdigest()[:24]
