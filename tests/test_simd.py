@@ -43,3 +43,22 @@ def test_the_plan_cache_key_covers_the_intrinsics_module() -> None:
     reached = jitted_dependencies([crop.apply_box])
     assert simd.transpose16 in reached
     assert inspect.getsourcefile(_python_function(simd.transpose16)) == inspect.getsourcefile(simd)
+
+
+@nb.njit
+def _split_then_merge(line, count, red, green, blue, back):
+    simd.split_channels(line, count, red, green, blue)
+    simd.merge_channels(red, green, blue, count, back)
+
+
+def test_split_and_merge_channels_equal_numpy_slicing() -> None:
+    rng = np.random.default_rng(2)
+    line = rng.integers(0, 256, 3 * 37 + 5, dtype=np.uint8)  # a longer row: only `count` pixels are touched
+    red, green, blue = (np.zeros(40, np.uint8) for _ in range(3))
+    back = np.zeros_like(line)
+    _split_then_merge(line, 37, red, green, blue, back)
+    for channel, plane in enumerate((red, green, blue)):
+        np.testing.assert_array_equal(plane[:37], line[channel:3 * 37:3])
+        assert not plane[37:].any()
+    np.testing.assert_array_equal(back[:3 * 37], line[:3 * 37])
+    assert not back[3 * 37:].any()

@@ -28,7 +28,7 @@ import numpy as np
 from .. import rng
 from ..progressive import ProgressiveResolution
 from .base import GeometryOp
-from .simd import BLOCK, transpose16
+from .simd import BLOCK, merge_channels, split_channels, transpose16
 
 SizeArg = Union[int, tuple[int, int], ProgressiveResolution]
 INTERPOLATIONS = ("bilinear", "bicubic")
@@ -182,11 +182,7 @@ def _columns_pass(src: np.ndarray, offset: int, row_stride: int, first: np.ndarr
     planes = np.empty((3, rows16, span16), np.uint8)  # planes[c] = channel c, rows16 x span16
     for r in range(rows):
         base = offset + r * row_stride + start * 3
-        line = src[base:base + span * 3]
-        red, green, blue = planes[0, r], planes[1, r], planes[2, r]
-        for x in range(span):
-            p = np.uint64(3 * x)  # unsigned: no negative-index fix-up, so the stride-3 loads vectorise
-            red[x], green[x], blue[x] = line[p], line[p + np.uint64(1)], line[p + np.uint64(2)]
+        split_channels(src[base:base + span * 3], span, planes[0, r], planes[1, r], planes[2, r])
     width = 3 * rows16
     columns = np.empty(span16 * width, np.uint8)  # row x = the three planes' column x, side by side
     flat_planes = planes.reshape(-1)
@@ -199,11 +195,7 @@ def _columns_pass(src: np.ndarray, offset: int, row_stride: int, first: np.ndarr
     for c in range(3):
         _transpose_plane(filtered, c * rows16, width, flat_out, c * rows16 * n16, n16, n16, rows16)
     for r in range(rows):
-        out = dst[r]
-        red, green, blue = out_planes[0, r], out_planes[1, r], out_planes[2, r]
-        for i in range(n):
-            q = np.uint64(3 * i)
-            out[q], out[q + np.uint64(1)], out[q + np.uint64(2)] = red[i], green[i], blue[i]
+        merge_channels(out_planes[0, r], out_planes[1, r], out_planes[2, r], n, dst[r])
 
 
 @nb.njit(nogil=True, cache=True, inline="always")

@@ -7,6 +7,7 @@ import numba as nb
 import numpy as np
 
 from .base import PixelOp, check_probability, coin_sampler
+from .simd import split_channels
 
 
 @nb.njit(nogil=True, cache=True)
@@ -23,9 +24,7 @@ def flip_kernel(img: np.ndarray, params: np.ndarray) -> None:
     last = np.uint64(w - 1)
     for y in range(h):
         row = rows[y]
-        for x in range(w):
-            p = np.uint64(3 * x)
-            red[x], green[x], blue[x] = row[p], row[p + np.uint64(1)], row[p + np.uint64(2)]
+        split_channels(row, w, red, green, blue)
         for x in range(w):
             p = np.uint64(3 * x)
             s = last - np.uint64(x)

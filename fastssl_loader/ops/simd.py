@@ -1,6 +1,10 @@
-"""``transpose16``: a 16 x 16 byte block transposed in vector registers, for Numba kernels.
+"""Data movement for the kernels: channel split / merge of RGB rows and a 16 x 16 byte block transpose.
 
-The resize's horizontal pass filters whole rows of a transposed image (see :mod:`.crop`), so it transposes
+``split_channels`` / ``merge_channels`` move between interleaved RGB rows and three channel rows. Written with
+unsigned indices, the stride-3 loops vectorise (LLVM's interleaved-access lowering); splitting a row first and
+then working on contiguous channel rows is several times faster than strided per-channel loops.
+
+``transpose16``: the resize's horizontal pass filters whole rows of a transposed image (see :mod:`.crop`), so it transposes
 byte planes twice per view. Numba has no vector types and LLVM does not turn a scalar transpose into shuffles,
 so this intrinsic emits the vector IR itself: sixteen 16-byte loads, four rounds of the byte "perfect shuffle"
 (row ``2i`` of a round interleaves the low halves of rows ``i`` and ``i + 8``, row ``2i + 1`` their high
@@ -12,6 +16,7 @@ Under ``NUMBA_DISABLE_JIT=1`` an intrinsic cannot run, so the same block copy is
 """
 from __future__ import annotations
 
+import numba as nb
 import numpy as np
 from llvmlite import ir
 from numba.core import config, types
@@ -60,3 +65,19 @@ def _transpose16_intrinsic(typingctx, src, src_start, src_stride, dst, dst_start
 
 
 transpose16 = _transpose16_numpy if config.DISABLE_JIT else _transpose16_intrinsic
+
+
+@nb.njit(nogil=True, cache=True, inline="always")
+def split_channels(line: np.ndarray, count: int, red: np.ndarray, green: np.ndarray, blue: np.ndarray) -> None:
+    """``red[x], green[x], blue[x] = line[3x], line[3x + 1], line[3x + 2]`` for ``x < count``."""
+    for x in range(count):
+        p = np.uint64(3 * x)  # unsigned: no negative-index fix-up, so the stride-3 loads vectorise
+        red[x], green[x], blue[x] = line[p], line[p + np.uint64(1)], line[p + np.uint64(2)]
+
+
+@nb.njit(nogil=True, cache=True, inline="always")
+def merge_channels(red: np.ndarray, green: np.ndarray, blue: np.ndarray, count: int, line: np.ndarray) -> None:
+    """``line[3x], line[3x + 1], line[3x + 2] = red[x], green[x], blue[x]`` for ``x < count``."""
+    for x in range(count):
+        q = np.uint64(3 * x)
+        line[q], line[q + np.uint64(1)], line[q + np.uint64(2)] = red[x], green[x], blue[x]
