@@ -106,3 +106,19 @@ def coin_sampler(p: float) -> Callable:
         sample_coin(state, p, params)
 
     return sample
+
+
+class CoinOp(PixelOp):
+    """A pixel op with no parameter but whether it fired: probability ``p``, column ``param_names[0]`` (1.0 when
+    it fired), then the njit ``kernel(img, params)``, which does nothing when it did not."""
+
+    kernel: staticmethod
+
+    def __init__(self, p: float) -> None:
+        self.p = check_probability(p, type(self).__name__)
+
+    def make_sampler(self) -> Callable:
+        return coin_sampler(self.p)
+
+    def make_kernel(self) -> Callable:
+        return type(self).kernel

@@ -21,7 +21,7 @@ import numba as nb
 import numpy as np
 
 from .. import rng
-from .base import PixelOp, check_probability, coin_sampler, sample_coin
+from .base import CoinOp, PixelOp, check_probability, coin_sampler, sample_coin
 from .fma import fma32
 
 _F32 = np.float32
@@ -298,20 +298,15 @@ class ColorJitter(PixelOp):
         return jitter_kernel
 
 
-class RandomGrayscale(PixelOp):
+class RandomGrayscale(CoinOp):
     """torchvision ``RandomGrayscale(p)`` on uint8 RGB: gray = floor(0.2989 R + 0.587 G + 0.114 B) in float32,
     written to all three channels. Column ``"gray"`` is 1.0 when it fired (``rand < p``)."""
 
     param_names = ("gray",)
+    kernel = staticmethod(grayscale_kernel)
 
     def __init__(self, p: float = 0.1) -> None:
-        self.p = check_probability(p, "RandomGrayscale")
-
-    def make_sampler(self) -> Callable:
-        return coin_sampler(self.p)
-
-    def make_kernel(self) -> Callable:
-        return grayscale_kernel
+        super().__init__(p)
 
 
 class RandomSolarize(PixelOp):

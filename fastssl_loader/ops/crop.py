@@ -272,9 +272,11 @@ def apply_box(src: np.ndarray, offset: int, src_h: int, src_w: int, stored_h: in
 
 
 @nb.njit(nogil=True, cache=True)
-def sample_rrc(state: np.ndarray, height: int, width: int, scale_lo: float, scale_hi: float, ratio_lo: float,
-               ratio_hi: float, params: np.ndarray) -> None:
-    """torchvision ``RandomResizedCrop.get_params``: writes (top, left, height, width) into ``params[0:4]``."""
+def sample_rrc(state: np.ndarray, height: int, width: int, limits: tuple[float, float, float, float],
+               params: np.ndarray) -> None:
+    """torchvision ``RandomResizedCrop.get_params``: writes (top, left, height, width) into ``params[0:4]``;
+    ``limits`` = (scale_lo, scale_hi, ratio_lo, ratio_hi)."""
+    scale_lo, scale_hi, ratio_lo, ratio_hi = limits
     area = height * width
     log_lo = math.log(ratio_lo)
     log_hi = math.log(ratio_hi)
@@ -340,6 +342,19 @@ class _BoxResample(GeometryOp):
     def crop_box_columns(self) -> tuple[int, int, int, int]:
         return 0, 1, 2, 3
 
+    def box_sampler(self) -> tuple[Callable, tuple]:
+        """The njit ``draw(state, height, width, constants, params)`` writing the box, and its constants."""
+        raise NotImplementedError
+
+    def make_sampler(self) -> Callable:
+        draw, constants = self.box_sampler()
+
+        @nb.njit(nogil=True)
+        def sample(state, height, width, params):
+            draw(state, height, width, constants, params)
+
+        return sample
+
     def make_kernel(self) -> Callable:
         cubic = self.interpolation == "bicubic"
         antialias = self.antialias
@@ -387,26 +402,21 @@ class RandomResizedCrop(_BoxResample):
             return self.size.max, self.size.max
         return self.size
 
-    def make_sampler(self) -> Callable:
-        s_lo, s_hi = self.scale
-        r_lo, r_hi = self.ratio
-
-        @nb.njit(nogil=True)
-        def sample(state, height, width, params):
-            sample_rrc(state, height, width, s_lo, s_hi, r_lo, r_hi, params)
-
-        return sample
+    def box_sampler(self) -> tuple[Callable, tuple]:
+        return sample_rrc, (*self.scale, *self.ratio)
 
 
 @nb.njit(nogil=True, cache=True)
-def resized_center_box(height: int, width: int, resize_h: int, resize_w: int, shorter: int, crop_h: int,
-                       crop_w: int, params: np.ndarray) -> None:
+def resized_center_box(state: np.ndarray, height: int, width: int, sizes: tuple[int, int, int, int, int],
+                       params: np.ndarray) -> None:
     """Box (in stored coordinates, float) of ``Resize`` then ``CenterCrop`` with torchvision's rounding.
 
-    ``shorter > 0``: resize the shorter side to it (longer = int(shorter * long / short)); else resize to
-    (resize_h, resize_w), where 0 means no resize. Crops larger than the resized image are centred the way
-    torchvision pads them (zeros around the image).
+    ``sizes`` = (resize_h, resize_w, shorter, crop_h, crop_w). ``shorter > 0``: resize the shorter side to it
+    (longer = int(shorter * long / short)); else resize to (resize_h, resize_w), where 0 means no resize. Crops
+    larger than the resized image are centred the way torchvision pads them (zeros around the image). The box
+    is deterministic: ``state`` is not used (it is there for the geometry sampler's signature).
     """
+    resize_h, resize_w, shorter, crop_h, crop_w = sizes
     if shorter > 0:
         if height <= width:
             rh = shorter
@@ -472,16 +482,8 @@ class Resize(_BoxResample):
     def max_output_size(self) -> tuple[int, int]:
         return self.output_size(0)
 
-    def make_sampler(self) -> Callable:
-        shorter = self._shorter
-        rh, rw = self._resize
-        ch, cw = self._crop
-
-        @nb.njit(nogil=True)
-        def sample(state, height, width, params):
-            resized_center_box(height, width, rh, rw, shorter, ch, cw, params)
-
-        return sample
+    def box_sampler(self) -> tuple[Callable, tuple]:
+        return resized_center_box, (*self._resize, self._shorter, *self._crop)
 
 
 class CenterCrop(Resize):

@@ -1,12 +1,10 @@
 """RandomHorizontalFlip: mirror the working image left-right with probability ``p`` (torchvision semantics)."""
 from __future__ import annotations
 
-from typing import Callable
-
 import numba as nb
 import numpy as np
 
-from .base import PixelOp, check_probability, coin_sampler
+from .base import CoinOp
 from .simd import split_channels
 
 
@@ -31,16 +29,11 @@ def flip_kernel(img: np.ndarray, params: np.ndarray) -> None:
             row[p], row[p + np.uint64(1)], row[p + np.uint64(2)] = red[s], green[s], blue[s]
 
 
-class RandomHorizontalFlip(PixelOp):
+class RandomHorizontalFlip(CoinOp):
     """torchvision ``RandomHorizontalFlip(p)``; its column ``"flip"`` is 1.0 when the image was mirrored."""
 
     param_names = ("flip",)
+    kernel = staticmethod(flip_kernel)
 
     def __init__(self, p: float = 0.5) -> None:
-        self.p = check_probability(p, "RandomHorizontalFlip")
-
-    def make_sampler(self) -> Callable:
-        return coin_sampler(self.p)
-
-    def make_kernel(self) -> Callable:
-        return flip_kernel
+        super().__init__(p)
