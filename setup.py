@@ -26,6 +26,7 @@ setup(
     install_requires=[
         "numpy>=1.24",
         "numba>=0.59",
+        "llvmlite>=0.42",  # numba's own dependency; ops/simd.py builds vector IR with it directly
         "torch>=2.1,<3",
         "opencv-python-headless>=4.8",  # area downscale (max_resolution)
         "simplejpeg>=1.7",  # libjpeg-turbo binding shipped as wheels; releases the GIL, DCT-scaled decode
