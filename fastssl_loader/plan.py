@@ -14,9 +14,9 @@ Disk cache: each driver's source is written to ``$FASTSSL_LOADER_CACHE/plans`` (
 ``~/.cache/fastssl_loader/plans``) as ``fastssl_plan_<sample_all|apply_all>_<key>.py``, where the key hashes
 everything the driver is compiled from: its text, every attribute of every op (``vars(op)``, private ones
 included), and, for every jitted function (or intrinsic) the driver reaches, the source of its module and its
-closure values. Only the first process on a machine pays the compilation (seconds per view); later ones load it. Numba's own
-per-function cache only watches the function's own file, so functions whose dependencies changed are flushed
-before use (:func:`_refresh_stale_callees`): an edited helper module never runs stale. Without a writable
+closure values. Only the first process on a machine pays the compilation (seconds per view); later ones load it.
+Numba's own per-function cache only watches the function's own file, so functions whose dependencies changed are
+flushed before use (:func:`_refresh_stale_callees`): an edited helper module never runs stale. Without a writable
 cache folder, plans compile in memory (one warning per process).
 
 apply = geometry kernel into an (H, W, 3) uint8 working image, each pixel op in place, in list order, then one

@@ -4,11 +4,11 @@
 unsigned indices, the stride-3 loops vectorise (LLVM's interleaved-access lowering); splitting a row first and
 then working on contiguous channel rows is several times faster than strided per-channel loops.
 
-``transpose16``: the resize's horizontal pass filters whole rows of a transposed image (see :mod:`.crop`), so it transposes
-byte planes twice per view. Numba has no vector types and LLVM does not turn a scalar transpose into shuffles,
-so this intrinsic emits the vector IR itself: sixteen 16-byte loads, four rounds of the byte "perfect shuffle"
-(row ``2i`` of a round interleaves the low halves of rows ``i`` and ``i + 8``, row ``2i + 1`` their high
-halves; four rounds transpose a 16 x 16 block), sixteen stores. LLVM lowers the shuffles to the target's unpack
+``transpose16``: the resize's horizontal pass filters whole rows of a transposed image (see :mod:`.crop`), so it
+transposes byte planes twice per view. Numba has no vector types and LLVM does not turn a scalar transpose into
+shuffles, so this intrinsic emits the vector IR itself: sixteen 16-byte loads, four rounds of the byte "perfect
+shuffle" (row ``2i`` of a round interleaves the low halves of rows ``i`` and ``i + 8``, row ``2i + 1`` their
+high halves; four rounds transpose a 16 x 16 block), sixteen stores. LLVM lowers the shuffles to the target's unpack
 instructions (SSE2/AVX2 ``punpck*``, NEON ``zip``), about 3.5x faster than transposing 8 x 8 blocks held in
 64-bit words.
 
