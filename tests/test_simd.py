@@ -62,3 +62,13 @@ def test_split_and_merge_channels_equal_numpy_slicing() -> None:
         assert not plane[37:].any()
     np.testing.assert_array_equal(back[:3 * 37], line[:3 * 37])
     assert not back[3 * 37:].any()
+
+
+def test_transpose16_refuses_strided_arrays() -> None:
+    """Byte offsets address the array's memory directly, so a strided view must not compile (it would read the
+    wrong bytes)."""
+    from numba.core.errors import TypingError
+
+    strided = np.zeros(512, np.uint8)[::2]
+    with pytest.raises(TypingError):
+        _compiled_transpose16(strided, 0, 16, np.zeros(256, np.uint8), 0, 16)

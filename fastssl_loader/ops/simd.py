@@ -40,8 +40,9 @@ def _transpose16_numpy(src: np.ndarray, src_start: int, src_stride: int, dst: np
 @intrinsic
 def _transpose16_intrinsic(typingctx, src, src_start, src_stride, dst, dst_start, dst_stride):
     """Row k of the block at ``src[src_start + k * src_stride:][:16]`` becomes column k of the block at
-    ``dst[dst_start + k * dst_stride:][:16]``; both arrays 1-D uint8, indices unchecked."""
-    if not all(isinstance(a, types.Array) and a.dtype == types.uint8 and a.ndim == 1 for a in (src, dst)):
+    ``dst[dst_start + k * dst_stride:][:16]``; both arrays 1-D contiguous uint8, indices unchecked."""
+    if not all(isinstance(a, types.Array) and a.dtype == types.uint8 and a.ndim == 1 and a.layout == "C"
+               for a in (src, dst)):
         return None
 
     def codegen(context, builder, signature, args):
