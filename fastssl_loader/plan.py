@@ -48,14 +48,17 @@ from typing import Callable, Sequence
 
 import numba as nb
 import numpy as np
+from numba.core import extending
 from numba.core.caching import Cache
 from numba.core.dispatcher import Dispatcher
-from numba.core.extending import _Intrinsic
 
 from . import rng
 from .ops.base import GeometryOp, Op, PixelOp
 from .ops.normalize import Normalize
 from .ops.simd import split_channels
+
+# what numba.extending.intrinsic returns (a private class: should it move, intrinsics are simply not tracked)
+_Intrinsic = getattr(extending, "_Intrinsic", type("_NoIntrinsics", (), {}))
 
 
 @nb.njit(nogil=True, cache=True)
