@@ -13,7 +13,8 @@ shared machine whole-pass timings mostly measure the neighbours):
   scale the largest both views allow, with the speed-up over a full simplejpeg decode and over the DCT-scaled
   one (today's loader with dct_scale=True);
 * ``big``: per big photo of ``--big`` (e.g. Debian's mate-backgrounds, 1.3-18 MP), its size, bits/pixel,
-  baseline/progressive, and ms per decode of the same configurations (mean over ``--draws`` box draws of the per-draw minimum).
+  baseline/progressive, and ms per decode of the same configurations (mean over ``--draws`` box draws of the
+  per-draw minimum).
 
 Writes everything as JSON (``--out``, default bench_results/decode_region.json). Needs the ``[turbo]`` extra.
 """

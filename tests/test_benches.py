@@ -539,8 +539,8 @@ def test_parse_args_presets_and_errors(tmp_path):
     assert a.rungs == [1, 2, 3, 4, 5] and not a.images_given
     assert parse_args(["--loaders", "dali,spdl"]).loaders == ["dali", "spdl"]
     assert parse_args([]).torchvision_files == ["original", "stored"] and not parse_args([]).one_view
-    for bad in (["--rungs", "1,9"], ["--loaders", "mxnet"], ["--torchvision-files", "copies"], ["--epochs", "0"], ["--data", str(tmp_path / "no")],
-                ["--quick", "--full"]):
+    for bad in (["--rungs", "1,9"], ["--loaders", "mxnet"], ["--torchvision-files", "copies"], ["--epochs", "0"],
+                ["--data", str(tmp_path / "no")], ["--quick", "--full"]):
         with pytest.raises(SystemExit):
             parse_args(bad)
 

@@ -228,7 +228,8 @@ def test_shards_cover_the_source_once_in_order(tmp_path):
         skipped += part.schema["skipped"]
         for i, label in enumerate(part.labels):
             np.testing.assert_array_equal(part.image(i), whole.image(list(whole.labels).index(label)))
-    assert labels == list(whole.labels) and skipped == whole.schema["skipped"] == [[4, "sample 4: empty file (0 bytes)"]]
+    assert labels == list(whole.labels)
+    assert skipped == whole.schema["skipped"] == [[4, "sample 4: empty file (0 bytes)"]]
     assert whole.schema["shard"] is None
 
 
