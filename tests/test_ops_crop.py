@@ -1,8 +1,8 @@
 """Geometry ops against torchvision.transforms.v2 on uint8 tensors.
 
-Pixel tolerance of the resize (bilinear and bicubic, antialias=True): max |ours - torchvision| <= 2 levels and
-mean < 0.3 per image. Sources of difference: torch's native uint8 path uses fixed-point weights, we use
-float32 weights with the same rounding points.
+The resize reproduces torch's uint8 fixed-point arithmetic (the AVX2 kernel torch runs on x86 CPUs), so crops
+are compared for exact equality wherever torch runs that kernel. Elsewhere (another CPU capability) the
+tolerance is max |ours - torchvision| <= 2 levels and mean < 0.3 per image.
 """
 from __future__ import annotations
 
@@ -18,12 +18,13 @@ from torchvision.transforms.v2 import functional as F
 
 from fastssl_loader import rng
 from fastssl_loader.ops import CenterCrop, RandomResizedCrop, Resize
-from fastssl_loader.ops.crop import apply_box
+from fastssl_loader.ops.crop import apply_box, axis_weights
 from fastssl_loader.progressive import ProgressiveResolution
 from tests.conftest import natural_image
 
-MAX_DIFF = 2
-MEAN_DIFF = 0.3
+TORCH_FIXED_POINT = torch.backends.cpu.get_cpu_capability() == "AVX2"  # torch's uint8 kernel we reproduce
+MAX_DIFF = 0 if TORCH_FIXED_POINT else 2
+MEAN_DIFF = 1e-9 if TORCH_FIXED_POINT else 0.3
 MODES = {"bilinear": InterpolationMode.BILINEAR, "bicubic": InterpolationMode.BICUBIC}
 
 
@@ -76,6 +77,36 @@ def test_resized_crop_matches_torchvision(interpolation: str) -> None:
         ref = _hwc(F.resized_crop(_chw(img), top, left, h, w, [out_h, out_w],
                                   interpolation=MODES[interpolation], antialias=True))
         _assert_close(ours, ref, f"{interpolation} {height}x{width} box {(top, left, h, w)} -> {(out_h, out_w)}")
+
+
+def test_plain_bilinear_matches_torchvision() -> None:
+    """antialias=False: the same fixed-point filter with the support not widened (torch's plain bilinear)."""
+    gen = np.random.default_rng(11)
+    for trial in range(12):
+        height, width = (int(v) for v in gen.integers(20, 120, 2))
+        img = natural_image(height, width, seed=100 + trial)
+        h, w = int(gen.integers(4, height + 1)), int(gen.integers(4, width + 1))
+        top, left = int(gen.integers(0, height - h + 1)), int(gen.integers(0, width - w + 1))
+        out_h, out_w = int(gen.integers(2, 2 * h)), int(gen.integers(2, 2 * w))
+        out = np.zeros((out_h, out_w, 3), np.uint8)
+        apply_box(img.reshape(-1), 0, height, width, height, width, np.array([top, left, h, w], np.float64), out,
+                  True, False, False)
+        ref = _hwc(F.resized_crop(_chw(img), top, left, h, w, [out_h, out_w], antialias=False))
+        _assert_close(out, ref, f"plain bilinear box {(top, left, h, w)} -> {(out_h, out_w)}")
+
+
+@pytest.mark.parametrize("interpolation", ["bilinear", "bicubic"])
+def test_large_downscale_sums_stay_exact(interpolation: str) -> None:
+    """A 40x downscale: the fixed-point sums outgrow float32's exact integers, so that pass runs in float64."""
+    cubic = interpolation == "bicubic"
+    first, count, weights, precision = axis_weights(0.0, 1600.0, 40, 0, 1600, cubic, True)
+    largest_sum = max(np.abs(weights[i, :count[i]]).sum() for i in range(40))
+    assert 2.0 ** (precision - 1) + 255 * largest_sum >= 2 ** 24  # the float64 pass is the one tested
+    img = np.random.default_rng(5).integers(0, 256, (1600, 1700, 3), dtype=np.uint8)
+    ours = _resample(img, [0, 50, 1600, 1600], (40, 40), cubic=cubic)
+    ref = _hwc(F.resized_crop(_chw(img), 0, 50, 1600, 1600, [40, 40], interpolation=MODES[interpolation],
+                              antialias=True))
+    _assert_close(ours, ref, f"{interpolation} 1600 -> 40")
 
 
 def test_resized_crop_on_real_photo(imagenet_sample_dir) -> None:

@@ -1,17 +1,18 @@
 """Geometry ops: RandomResizedCrop (training views) and Resize / CenterCrop (evaluation views).
 
-Resampling mirrors ``torch.nn.functional.interpolate(..., antialias=True)`` (PIL's algorithm), which is what
-``torchvision.transforms.v2.functional.resized_crop`` runs on uint8 tensors: a separable filter (triangle for
-bilinear, Keys cubic with a=-0.5 for bicubic) whose support is widened by the downscale factor, weights
-normalised to sum to one, taps limited to the source region, horizontal pass first, each pass rounded and
-clamped to uint8 levels (torch's native uint8 path does this too; it matters for bicubic overshoot). Measured
-parity: max 2 levels, mean < 0.3 (tests/test_ops_crop.py). Unlike torchvision we never cut the source to an
-integer box first: the box is mapped into the (possibly DCT-downscaled) decoded image in float and the filter
-runs over that exact float region, so a 1/2-scale decode still gives nearly the same pixels as a full one.
-Cost per view: one horizontal pass over only the source rows the vertical pass needs (or, bilinear only, over
-the output rows after a vertical pass when that is cheaper), run as a vertical pass between two byte
-transposes of the channel planes, and one vertical pass vectorised over whole rows, with the per-row and
-per-column weights computed once per sample.
+Resampling reproduces ``torch.nn.functional.interpolate(..., antialias=True)`` on uint8 tensors (PIL's
+algorithm in torch's fixed-point form), which is what ``torchvision.transforms.v2.functional.resized_crop``
+runs: a separable filter (triangle for bilinear, Keys cubic with a=-0.5 for bicubic) whose support is widened
+by the downscale factor, float64 weights normalised to sum to one, then scaled to integers with torch's
+precision rule (:func:`axis_weights`), taps limited to the source region, the horizontal pass first, each pass
+rounded (half a unit added, then shifted back) and clamped to uint8 levels. The sums are computed in float32 (float64 beyond
+~4-5x downscaling) holding exact integers, so they equal torch's integer sums: crops at integer coordinates
+are pixel-identical to torchvision on x86 (tests/test_ops_crop.py). Unlike torchvision we never cut the source
+to an integer box first: the box is mapped into the (possibly DCT-downscaled) decoded image in float and the
+filter runs over that exact float region, so a 1/2-scale decode still gives nearly the same pixels as a full
+one. Cost per view: one horizontal pass over only the source rows the vertical pass needs, run as a vertical
+pass between two byte transposes of the channel planes, and one vertical pass vectorised over whole rows, with
+the per-row and per-column weights computed once per sample.
 
 ``antialias=False`` keeps the filter support unwidened: bilinear then equals torch's plain bilinear
 (``align_corners=False``); bicubic uses torch's a=-0.75 but renormalises the weights at the borders where torch
@@ -36,35 +37,28 @@ INTERPOLATIONS = ("bilinear", "bicubic")
 
 @nb.njit(nogil=True, cache=True)
 def _filter(x: float, cubic: bool, a: float) -> float:
-    """Triangle (bilinear) or Keys cubic kernel at distance ``x``."""
+    """Triangle (bilinear) or Keys cubic kernel at distance ``x``, with torch's float operation order."""
     x = abs(x)
     if cubic:
         if x < 1.0:
             return ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0
         if x < 2.0:
-            return (((x - 5.0) * x + 8.0) * x - 4.0) * a
+            return ((a * x - 5.0 * a) * x + 8.0 * a) * x - 4.0 * a
         return 0.0
     return 1.0 - x if x < 1.0 else 0.0
 
 
-@nb.njit(nogil=True, cache=True, inline="always")
-def _to_level(v: np.float32) -> np.uint8:
-    """Round half up and clamp to [0, 255], as torch's uint8 resize does after each pass."""
-    v = v + np.float32(0.5)
-    if v < 0.0:
-        v = np.float32(0.0)
-    elif v > 255.0:
-        v = np.float32(255.0)
-    return np.uint8(v)
-
-
 @nb.njit(nogil=True, cache=True)
 def axis_weights(start: float, length: float, out_size: int, lo: int, hi: int, cubic: bool, antialias: bool):
-    """Filter taps along one axis for ``out_size`` outputs covering source span ``[start, start + length)``.
+    """Fixed-point filter taps along one axis for ``out_size`` outputs covering source span
+    ``[start, start + length)``, taps limited to source indices ``[lo, hi)``.
 
-    Taps are limited to source indices ``[lo, hi)``. Returns ``(first, count, weights)``: output ``i`` is
-    ``sum_t weights[i, t] * src[first[i] + t]`` for ``t < count[i]``; ``count[i] == 0`` means the output lies
-    outside the source (zero padding).
+    torch's uint8 weights: float64 filter weights normalised to sum to one, then scaled by ``2**precision``
+    and rounded half away from zero to integers, ``precision`` the largest (< 22) that keeps the biggest
+    weight below 2**14. Positions are measured from ``lo``, so for a crop at integer coordinates every
+    number equals torch's. Returns ``(first, count, weights, precision)``: output ``i`` is
+    ``(2**(precision - 1) + sum_t weights[i, t] * src[first[i] + t]) >> precision``, clamped to [0, 255], for
+    ``t < count[i]``; ``count[i] == 0`` means the output lies outside the source (zero padding).
     """
     scale = length / out_size
     half = 2.0 if cubic else 1.0
@@ -78,13 +72,16 @@ def axis_weights(start: float, length: float, out_size: int, lo: int, hi: int, c
     taps = int(math.ceil(support)) * 2 + 1
     first = np.zeros(out_size, np.int64)
     count = np.zeros(out_size, np.int64)
-    weights = np.zeros((out_size, taps), np.float32)
+    weights = np.zeros((out_size, taps), np.float64)
+    origin = start - lo
+    size = hi - lo
+    largest = 0.0
     for i in range(out_size):
-        center = start + scale * (i + 0.5)
-        if center < lo or center > hi:
+        center = origin + scale * (i + 0.5)
+        if center < 0.0 or center > size:
             continue
-        j0 = max(int(center - support + 0.5), lo)
-        j1 = min(int(center + support + 0.5), hi)
+        j0 = max(int(center - support + 0.5), 0)
+        j1 = min(int(center + support + 0.5), size)
         total = 0.0
         for j in range(j0, j1):
             w = _filter((j - center + 0.5) * inv, cubic, a)
@@ -94,22 +91,41 @@ def axis_weights(start: float, length: float, out_size: int, lo: int, hi: int, c
             continue
         for t in range(j1 - j0):
             weights[i, t] = weights[i, t] / total
-        first[i] = j0
+            largest = max(largest, weights[i, t])
+        first[i] = lo + j0
         count[i] = j1 - j0
-    return first, count, weights
+    precision = 0
+    while precision < 22 and int(0.5 + largest * (1 << (precision + 1))) < (1 << 15):
+        precision += 1
+    unit = float(1 << precision)
+    for i in range(out_size):
+        for t in range(count[i]):
+            v = weights[i, t] * unit
+            weights[i, t] = float(int(v - 0.5)) if v < 0.0 else float(int(v + 0.5))
+    return first, count, weights, precision
 
 
-@nb.njit(nogil=True, cache=True)
+@nb.njit(nogil=True, cache=True, inline="always")
+def _to_level(acc: float, unit: float, zero: float, top: float) -> np.uint8:
+    """``acc >> precision`` clamped to [0, top]: ``acc`` is an exact integer, ``unit`` is 2**-precision (exact
+    scaling); clamped first, so the truncating conversion floors."""
+    return np.uint8(min(max(acc * unit, zero), top))
+
+
+@nb.njit(nogil=True, cache=True, fastmath={"contract"})  # exact integer sums: FMA changes nothing
 def _rows_pass(src: np.ndarray, offset: int, row_stride: int, first: np.ndarray, count: np.ndarray,
-               weights: np.ndarray, width: int, dst: np.ndarray) -> None:
-    """Filter along rows: ``dst[i, k] = sum_t weights[i, t] * row(first[i] + t)[k]`` for ``k < width``, where
-    ``row(r)`` starts at ``src[offset + r * row_stride]``. Whole rows at a time, so the inner loop vectorises.
+               weights: np.ndarray, fixed: np.ndarray, width: int, dst: np.ndarray) -> None:
+    """Filter along rows: ``dst[i, k] = level(bias + sum_t weights[i, t] * row(first[i] + t)[k])`` for
+    ``k < width``, where ``row(r)`` starts at ``src[offset + r * row_stride]``. Whole rows at a time, so the
+    inner loop vectorises.
 
-    Up to four taps per sweep over the row, the running sum kept in a register between them (a missing tap
-    reads the sweep's first row with weight 0, which adds exactly 0): the same sums in the same order as one
-    tap per sweep, ~1.3x faster; the last sweep writes the levels."""
-    acc = np.empty(width, np.float32)
-    zero = np.float32(0.0)
+    Fixed-point arithmetic in floats: the weights are integers and ``fixed`` = (bias 2**(precision - 1),
+    2**-precision, 0, 255) in the weights' float type, chosen by :func:`_filter_pass` so that every partial sum
+    is an exact integer; so the sums equal torch's integer sums whatever their order. Up to four taps per sweep
+    over the row, the running sum kept in a register between them (a missing tap reads the sweep's first row
+    with weight 0), ~1.3x faster than one tap per sweep; the last sweep writes the levels."""
+    acc = np.empty(width, weights.dtype)
+    bias, unit, zero, top = fixed[0], fixed[1], fixed[2], fixed[3]  # scalars: loads hoisted out of the loops
     for i in range(dst.shape[0]):
         drow = dst[i]
         n = count[i]
@@ -130,24 +146,23 @@ def _rows_pass(src: np.ndarray, offset: int, row_stride: int, first: np.ndarray,
             # four loop bodies, so that no branch is left inside the vectorised loops
             if t == 0 and t + 4 >= n:
                 for k in range(width):
-                    drow[k] = _to_level(_four_taps(zero, k, r0, r1, r2, r3, w0, w1, w2, w3))
+                    drow[k] = _to_level(_four_taps(bias, k, r0, r1, r2, r3, w0, w1, w2, w3), unit, zero, top)
             elif t == 0:
                 for k in range(width):
-                    acc[k] = _four_taps(zero, k, r0, r1, r2, r3, w0, w1, w2, w3)
+                    acc[k] = _four_taps(bias, k, r0, r1, r2, r3, w0, w1, w2, w3)
             elif t + 4 >= n:
                 for k in range(width):
-                    drow[k] = _to_level(_four_taps(acc[k], k, r0, r1, r2, r3, w0, w1, w2, w3))
+                    drow[k] = _to_level(_four_taps(acc[k], k, r0, r1, r2, r3, w0, w1, w2, w3), unit, zero, top)
             else:
                 for k in range(width):
                     acc[k] = _four_taps(acc[k], k, r0, r1, r2, r3, w0, w1, w2, w3)
 
 
 @nb.njit(nogil=True, cache=True, inline="always")
-def _four_taps(v: np.float32, k: int, r0: np.ndarray, r1: np.ndarray, r2: np.ndarray, r3: np.ndarray,
-               w0: np.float32, w1: np.float32, w2: np.float32, w3: np.float32) -> np.float32:
-    """``v`` plus four weighted taps at ``k``, added one at a time in tap order."""
-    return ((((v + w0 * np.float32(r0[k])) + w1 * np.float32(r1[k])) + w2 * np.float32(r2[k]))
-            + w3 * np.float32(r3[k]))
+def _four_taps(v: float, k: int, r0: np.ndarray, r1: np.ndarray, r2: np.ndarray, r3: np.ndarray,
+               w0: float, w1: float, w2: float, w3: float) -> float:
+    """``v`` plus four weighted uint8 taps at ``k``, in the weights' float type."""
+    return v + w0 * r0[k] + w1 * r1[k] + w2 * r2[k] + w3 * r3[k]
 
 
 @nb.njit(nogil=True, cache=True)
@@ -163,8 +178,9 @@ def _transpose_plane(src: np.ndarray, src_start: int, src_stride: int, dst: np.n
 
 @nb.njit(nogil=True, cache=True)
 def _columns_pass(src: np.ndarray, offset: int, row_stride: int, first: np.ndarray, count: np.ndarray,
-                  weights: np.ndarray, dst: np.ndarray) -> None:
-    """Filter along columns: ``dst[r, 3 * i + c] = sum_t weights[i, t] * pixel(r, first[i] + t)[c]`` where
+                  weights: np.ndarray, fixed: np.ndarray, dst: np.ndarray) -> None:
+    """Filter along columns: ``dst[r, 3 * i + c] = level(bias + sum_t weights[i, t] * pixel(r, first[i] + t)[c])``
+    where
     ``pixel(r, x)`` is at ``src[offset + r * row_stride + 3 * x]``.
 
     A per-pixel tap loop does not vectorise, so the pixels are split into three channel planes, each plane is
@@ -189,7 +205,8 @@ def _columns_pass(src: np.ndarray, offset: int, row_stride: int, first: np.ndarr
     for c in range(3):
         _transpose_plane(flat_planes, c * rows16 * span16, span16, columns, c * rows16, width, rows16, span16)
     filtered = np.empty(n16 * width, np.uint8)
-    _rows_pass(columns, -start * width, width, first, count, weights, width, filtered.reshape(n16, width)[:n])
+    _rows_pass(columns, -start * width, width, first, count, weights, fixed, width,
+               filtered.reshape(n16, width)[:n])
     out_planes = np.empty((3, rows16, n16), np.uint8)
     flat_out = out_planes.reshape(-1)
     for c in range(3):
@@ -212,13 +229,11 @@ def resize_region(src: np.ndarray, offset: int, src_h: int, src_w: int, y0: floa
 
     Taps are clamped to rows ``[y_lo, y_hi)`` and columns ``[x_lo, x_hi)`` (the crop box for a crop, the whole
     image for a resize); output pixels whose centre falls outside them are zero. The horizontal pass runs first
-    (torch's order) over only the source rows the vertical pass reads. For bilinear, whose weights are positive
-    so no intermediate clamping happens, the vertical pass runs first when that shrinks the horizontal
-    pass (more source rows than output rows); only the intermediate rounding differs (at most 1 level).
+    (torch's order, with its rounding to levels in between) over only the source rows the vertical pass reads.
     """
     out_h, out_w = out.shape[0], out.shape[1]
-    fy, cy, wy = axis_weights(y0, hh, out_h, max(y_lo, 0), min(y_hi, src_h), cubic, antialias)
-    fx, cx, wx = axis_weights(x0, ww, out_w, max(x_lo, 0), min(x_hi, src_w), cubic, antialias)
+    fy, cy, wy, py = axis_weights(y0, hh, out_h, max(y_lo, 0), min(y_hi, src_h), cubic, antialias)
+    fx, cx, wx, px = axis_weights(x0, ww, out_w, max(x_lo, 0), min(x_hi, src_w), cubic, antialias)
     row_first, row_end = _span(fy, cy)
     col_first, col_end = _span(fx, cx)
     flat_out = out.reshape(out_h, out_w * 3)
@@ -226,14 +241,50 @@ def resize_region(src: np.ndarray, offset: int, src_h: int, src_w: int, y0: floa
         flat_out[:, :] = 0
         return
     stride = src_w * 3
-    if not cubic and row_end - row_first > out_h:
-        tmp = np.empty((out_h, (col_end - col_first) * 3), np.uint8)
-        _rows_pass(src, offset + col_first * 3, stride, fy, cy, wy, tmp.shape[1], tmp)
-        _columns_pass(tmp.reshape(-1), -col_first * 3, tmp.shape[1], fx, cx, wx, flat_out)
+    tmp = np.empty((row_end - row_first, out_w * 3), np.uint8)
+    _filter_pass(True, src, offset + row_first * stride, stride, fx, cx, wx, px, tmp)
+    _filter_pass(False, tmp.reshape(-1), -row_first * out_w * 3, out_w * 3, fy, cy, wy, py, flat_out)
+
+
+@nb.njit(nogil=True, cache=True)
+def _filter_pass(horizontal: bool, src: np.ndarray, offset: int, row_stride: int, first: np.ndarray,
+                 count: np.ndarray, weights: np.ndarray, precision: int, dst: np.ndarray) -> None:
+    """One pass of torch's fixed-point filter (:func:`axis_weights`), horizontal (:func:`_columns_pass`) or
+    vertical (:func:`_rows_pass`), in float32 when every partial sum is an integer float32 holds exactly
+    (below 2**24: up to ~4-5x downscaling), else in float64; either way the same integers as torch's."""
+    bias = float(1 << (precision - 1))
+    largest_sum = 0.0
+    for i in range(weights.shape[0]):
+        row_sum = 0.0
+        for t in range(count[i]):
+            row_sum += abs(weights[i, t])
+        largest_sum = max(largest_sum, row_sum)
+    if bias + 255.0 * largest_sum < 2.0 ** 24:
+        _run_pass(horizontal, src, offset, row_stride, first, count, weights.astype(np.float32),
+                  _fixed_point_constants(np.float32, precision), dst)
     else:
-        tmp = np.empty((row_end - row_first, out_w * 3), np.uint8)
-        _columns_pass(src, offset + row_first * stride, stride, fx, cx, wx, tmp)
-        _rows_pass(tmp.reshape(-1), -row_first * out_w * 3, out_w * 3, fy, cy, wy, out_w * 3, flat_out)
+        _run_pass(horizontal, src, offset, row_stride, first, count, weights,
+                  _fixed_point_constants(np.float64, precision), dst)
+
+
+@nb.njit(nogil=True, cache=True, inline="always")
+def _fixed_point_constants(dtype, precision: int) -> np.ndarray:
+    """(bias 2**(precision - 1), 2**-precision, 0, 255) in the pass's float type."""
+    fixed = np.empty(4, dtype)
+    fixed[0] = 2.0 ** (precision - 1)
+    fixed[1] = 2.0 ** -precision
+    fixed[2] = 0.0
+    fixed[3] = 255.0
+    return fixed
+
+
+@nb.njit(nogil=True, cache=True, inline="always")
+def _run_pass(horizontal: bool, src: np.ndarray, offset: int, row_stride: int, first: np.ndarray,
+              count: np.ndarray, weights: np.ndarray, fixed: np.ndarray, dst: np.ndarray) -> None:
+    if horizontal:
+        _columns_pass(src, offset, row_stride, first, count, weights, fixed, dst)
+    else:
+        _rows_pass(src, offset, row_stride, first, count, weights, fixed, dst.shape[1], dst)
 
 
 @nb.njit(nogil=True, cache=True)
